@@ -1,0 +1,47 @@
+"""The `laneway` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from laneway.settings import SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="laneway", description="Run AI product jobs as Temporal durable workflows."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dev = commands.add_parser(
+        "dev",
+        help="run the local stack: Temporal dev server + Web UI, OpenAI emulator, worker",
+    )
+    dev.add_argument(
+        "--no-emulator",
+        action="store_true",
+        help="point the worker at OPENAI_BASE_URL / OpenAI itself instead of the emulator",
+    )
+    commands.add_parser("worker", help="run a worker against the configured Temporal server")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"laneway: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "dev":
+        from workers.dev_stack import run_dev_stack
+
+        return run_dev_stack(settings, use_emulator=not args.no_emulator)
+    from workers.main import main as worker_main
+
+    return worker_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

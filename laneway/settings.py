@@ -1,0 +1,110 @@
+"""Process settings, read once at start from the environment (and an optional `.env` file).
+
+Laneway's own settings use the `LANEWAY_` prefix; the OpenAI ones keep the names the
+`openai` SDK itself reads, so a deployment configures the provider the usual way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["console", "json"]
+
+
+class SettingsError(Exception):
+    """A setting has a value Laneway cannot run with; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LANEWAY_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    temporal_address: str = Field(
+        default="127.0.0.1:7233", description="host:port of the Temporal frontend"
+    )
+    temporal_namespace: str = Field(default="default", min_length=1)
+    task_queue: str = Field(default="laneway", min_length=1)
+    data_dir: Path = Field(
+        default=Path("var"), description="local state: Temporal's SQLite file, ledger, artifacts"
+    )
+    emulator_address: str = Field(
+        default="127.0.0.1:8081", description="host:port where `laneway dev` runs the emulator"
+    )
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    openai_webhook_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_WEBHOOK_SECRET", "openai_webhook_secret"),
+    )
+
+    @field_validator("temporal_address", "emulator_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, e.g. 127.0.0.1:7233, got {value!r}")
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"expected an http(s) URL such as http://127.0.0.1:8081/v1, got {value!r}"
+            )
+        return value
+
+    @field_validator("openai_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("expected a webhook signing secret (whsec_...), got an empty value")
+        return value
+
+    @property
+    def emulator_base_url(self) -> str:
+        return f"http://{self.emulator_address}/v1"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        host = self.temporal_address.rpartition(":")[0]
+        return f"http://{host}:{self.temporal_ui_port}"
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields[field_name]
+    if isinstance(field.validation_alias, AliasChoices):
+        return str(field.validation_alias.choices[0])
+    return f"LANEWAY_{field_name.upper()}"
+
+
+def load_settings() -> Settings:
+    """Read settings, or raise SettingsError naming each bad variable and what it expects."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{_env_name(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        ]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

