@@ -85,11 +85,14 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.temporal_ui_port}"
 
 
-def _env_name(field_name: str) -> str:
-    field = Settings.model_fields[field_name]
+def _env_name(location: str) -> str:
+    """The environment variable behind an error location (a field name, or an alias already)."""
+    field = Settings.model_fields.get(location)
+    if field is None:
+        return location
     if isinstance(field.validation_alias, AliasChoices):
         return str(field.validation_alias.choices[0])
-    return f"LANEWAY_{field_name.upper()}"
+    return f"LANEWAY_{location.upper()}"
 
 
 def load_settings() -> Settings:
