@@ -1,0 +1,187 @@
+"""`laneway dev` end to end: healthy, single instance, clean stop, state kept on restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from laneway.visibility import SEARCH_ATTRIBUTES
+from workers.binaries import temporal_cli
+
+UP_LINE = "Laneway dev stack is up"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class DevStackProcess:
+    """A `laneway dev` running as a user would run it, in its own process group."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "client.cli", "dev"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def wait_until_up(self, timeout: float = 150) -> None:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                break
+            self.output.append(line)
+            if UP_LINE in line:
+                return
+        raise AssertionError("laneway dev did not come up:\n" + "".join(self.output))
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.process.send_signal(sig)
+        out, _ = self.process.communicate(timeout=90)
+        self.output.append(out)
+        return self.process.returncode
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process whose parent chain leads to `pid`."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "LANEWAY_DATA_DIR": str(tmp_path / "var"),
+        "LANEWAY_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LANEWAY_TEMPORAL_UI_PORT": str(free_port()),
+        "LANEWAY_EMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LANEWAY_TASK_QUEUE": "laneway-dev-test",
+    }
+    yield env
+
+
+def search_attributes(env: dict[str, str]) -> dict[str, str]:
+    listing = subprocess.run(
+        [
+            str(temporal_cli()),
+            "operator",
+            "search-attribute",
+            "list",
+            "--address",
+            env["LANEWAY_TEMPORAL_ADDRESS"],
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    rows = json.loads(listing.stdout)
+    custom = rows["customAttributes"] if isinstance(rows, dict) else rows
+    return {str(k): str(v) for k, v in custom.items()}
+
+
+def stack_check_runs(env: dict[str, str]) -> int:
+    count = subprocess.run(
+        [
+            str(temporal_cli()),
+            "workflow",
+            "count",
+            "--address",
+            env["LANEWAY_TEMPORAL_ADDRESS"],
+            "--query",
+            "WorkflowType = 'StackCheckWorkflow'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return int(count.stdout.split(":")[-1].strip())
+
+
+def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
+    first = DevStackProcess(stack_env)
+    first.wait_until_up()
+    children = descendants(first.process.pid)
+    try:
+        ui = httpx.get(f"http://127.0.0.1:{stack_env['LANEWAY_TEMPORAL_UI_PORT']}", timeout=10)
+        assert ui.status_code == 200
+        registered = search_attributes(stack_env)
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            indexed_type = "INDEXED_VALUE_TYPE_" + re.sub(r"(?<!^)([A-Z])", r"_\1", kind).upper()
+            assert registered.get(name) == indexed_type, f"{name} not registered: {registered}"
+        emulator = httpx.get(
+            f"http://{stack_env['LANEWAY_EMULATOR_ADDRESS']}/_emulator/health", timeout=10
+        )
+        assert emulator.status_code == 200
+
+        second = subprocess.run(
+            [sys.executable, "-m", "client.cli", "dev"],
+            env=stack_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert f"already running (pid {first.process.pid}" in second.stderr
+    finally:
+        assert first.stop(signal.SIGINT) == 0, "".join(first.output)
+    assert len(children) >= 3, f"expected temporal, emulator and worker, got {children}"
+    assert not [pid for pid in children if alive(pid)], "processes outlived laneway dev"
+    assert stack_check_runs_after_restart(stack_env) >= 2
+
+
+def stack_check_runs_after_restart(env: dict[str, str]) -> int:
+    """Start again on the same data directory: the first run's workflow is still there."""
+    again = DevStackProcess(env)
+    again.wait_until_up()
+    children = descendants(again.process.pid)
+    try:
+        return stack_check_runs(env)
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, "".join(again.output)
+        assert not [pid for pid in children if alive(pid)]
