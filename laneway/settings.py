@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("var"), description="local state: Temporal's SQLite file, ledger, artifacts"
     )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the job ledger; default a SQLite file in the data directory",
+    )
+    artifact_dir: Path | None = Field(
+        default=None, description="where outputs and inputs are stored; default DATA_DIR/artifacts"
+    )
     emulator_address: str = Field(
         default="127.0.0.1:8081", description="host:port where `laneway dev` runs the emulator"
     )
@@ -74,6 +81,24 @@ class Settings(BaseSettings):
         if value is not None and not value.strip():
             raise ValueError("expected a webhook signing secret (whsec_...), got an empty value")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                "expected a SQLAlchemy URL such as sqlite:///var/ledger.db or "
+                f"postgresql+psycopg://user@host/laneway, got {value!r}"
+            )
+        return value
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.artifact_dir or self.data_dir / "artifacts"
 
     @property
     def emulator_base_url(self) -> str:
