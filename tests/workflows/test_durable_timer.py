@@ -37,7 +37,6 @@ async def test_24h_timer_is_skipped(time_skipping_env: WorkflowEnvironment) -> N
             timedelta(hours=24),
             id=f"timer-{uuid.uuid4()}",
             task_queue=task_queue,
-            result_type=TimerReport,
         )
         wall_elapsed = time.monotonic() - wall_start
 
