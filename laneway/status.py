@@ -1,0 +1,223 @@
+"""The product status model and its mapping from provider statuses (DESIGN.md, "status model").
+
+Pure functions over plain strings, so workflows (inside the sandbox), activities and clients
+share one definition. A provider status this module does not know raises
+`UnknownProviderStatus`: the SDK or the API may be newer than this table, and guessing would
+hide a job's real state.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class ProductStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    NEEDS_REVIEW = "needs_review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+class Lane(StrEnum):
+    INTERACTIVE = "interactive"
+    BACKGROUND = "background"
+    BATCH = "batch"
+    APPROVAL = "approval"
+
+
+class Action(StrEnum):
+    """Operator controls, each recorded in the audit trail with who and when."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    RETRY = "retry"
+    ESCALATE = "escalate"
+    ARCHIVE = "archive"
+
+
+class EventKind(StrEnum):
+    """Kinds of entries in a job's audit trail."""
+
+    CREATED = "created"
+    STATUS_CHANGED = "status_changed"
+    PROVIDER_CALLED = "provider_called"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    RETRIED = "retried"
+    ESCALATED = "escalated"
+    ARCHIVED = "archived"
+    SIDE_EFFECT_RAN = "side_effect_ran"
+    SIDE_EFFECT_FAILED = "side_effect_failed"
+    NOTE = "note"
+
+
+# Provider status values, from the OpenAI contract (Response.status and Batch.status).
+RESPONSE_STATUSES: Final = (
+    "queued",
+    "in_progress",
+    "completed",
+    "failed",
+    "cancelled",
+    "incomplete",
+)
+BATCH_STATUSES: Final = (
+    "validating",
+    "failed",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "expired",
+    "cancelling",
+    "cancelled",
+)
+TERMINAL_RESPONSE_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "incomplete"})
+TERMINAL_BATCH_STATUSES: Final = frozenset({"failed", "completed", "expired", "cancelled"})
+TERMINAL_PRODUCT_STATUSES: Final = frozenset(
+    {ProductStatus.COMPLETED, ProductStatus.FAILED, ProductStatus.CANCELED, ProductStatus.EXPIRED}
+)
+
+
+class UnknownProviderStatus(ValueError):
+    """The provider reported a status this version of Laneway has no mapping for."""
+
+    def __init__(self, kind: str, value: str, known: tuple[str, ...]) -> None:
+        super().__init__(
+            f"unknown {kind} status {value!r}: Laneway knows {', '.join(known)}; "
+            "the provider or SDK may be newer than Laneway's status table"
+        )
+        self.kind = kind
+        self.value = value
+
+
+def _require_known(kind: str, value: str, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise UnknownProviderStatus(kind, value, known)
+
+
+def product_status_for_response(response_status: str, *, review_wanted: bool) -> ProductStatus:
+    """Product status of a background job whose response has `response_status`.
+
+    `review_wanted` is the job's review policy applied to this outcome (see
+    `ReviewPolicy.wants_review`). An incomplete response nobody reviews counts as failed:
+    its output was cut short, and `response_reason` says why.
+    """
+    _require_known("response", response_status, RESPONSE_STATUSES)
+    if response_status == "queued":
+        return ProductStatus.QUEUED
+    if response_status == "in_progress":
+        return ProductStatus.RUNNING
+    if response_status == "cancelled":
+        return ProductStatus.CANCELED
+    if response_status == "failed":
+        return ProductStatus.FAILED
+    if review_wanted:
+        return ProductStatus.NEEDS_REVIEW
+    return ProductStatus.COMPLETED if response_status == "completed" else ProductStatus.FAILED
+
+
+def product_status_for_batch(
+    batch_status: str,
+    *,
+    review_wanted: bool,
+    unresolved_failed_records: int = 0,
+    resubmission_left: bool = False,
+) -> ProductStatus:
+    """Product status of a batch job whose provider batch has `batch_status`.
+
+    `unresolved_failed_records`: records still failing after the retry budget; a completed
+    batch with any is failed. `resubmission_left`: an expired batch that will be resubmitted
+    is still running.
+    """
+    _require_known("batch", batch_status, BATCH_STATUSES)
+    if batch_status == "validating":
+        return ProductStatus.QUEUED
+    if batch_status in ("in_progress", "finalizing"):
+        return ProductStatus.RUNNING
+    if batch_status in ("cancelling", "cancelled"):
+        return ProductStatus.CANCELED
+    if batch_status == "failed":
+        return ProductStatus.FAILED
+    if batch_status == "expired":
+        return ProductStatus.RUNNING if resubmission_left else ProductStatus.EXPIRED
+    if unresolved_failed_records > 0:
+        return ProductStatus.FAILED
+    return ProductStatus.NEEDS_REVIEW if review_wanted else ProductStatus.COMPLETED
+
+
+def is_terminal(status: ProductStatus) -> bool:
+    """Whether the job has ended (a failed job may still be retried by an operator)."""
+    return status in TERMINAL_PRODUCT_STATUSES
+
+
+def is_terminal_response_status(response_status: str) -> bool:
+    _require_known("response", response_status, RESPONSE_STATUSES)
+    return response_status in TERMINAL_RESPONSE_STATUSES
+
+
+def is_terminal_batch_status(batch_status: str) -> bool:
+    _require_known("batch", batch_status, BATCH_STATUSES)
+    return batch_status in TERMINAL_BATCH_STATUSES
+
+
+_INCOMPLETE_REASONS: Final = {
+    "max_output_tokens": (
+        "the output reached max_output_tokens before it finished: "
+        "raise max_output_tokens or shorten the task"
+    ),
+    "content_filter": "the provider's content filter stopped the output",
+}
+
+
+def response_reason(
+    response_status: str,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    incomplete_reason: str | None = None,
+) -> str | None:
+    """A sentence a person can act on for a failed, incomplete or cancelled response.
+
+    None for statuses that need no explanation (queued, in_progress, completed).
+    """
+    _require_known("response", response_status, RESPONSE_STATUSES)
+    if response_status == "failed":
+        code = error_code or "unknown_error"
+        message = error_message or "no message from the provider"
+        return f"the provider failed the response ({code}): {message}"
+    if response_status == "incomplete":
+        if incomplete_reason is None:
+            return "the output is incomplete; the provider gave no reason"
+        return _INCOMPLETE_REASONS.get(
+            incomplete_reason, f"the output is incomplete ({incomplete_reason})"
+        )
+    if response_status == "cancelled":
+        return "the response was cancelled at the provider"
+    return None
+
+
+def allowed_actions(
+    status: ProductStatus,
+    *,
+    side_effect_ran: bool = False,
+    escalated: bool = False,
+    archived: bool = False,
+) -> list[str]:
+    """Operator actions that make sense now, in a fixed order (approve, reject, ... archive)."""
+    allowed: set[Action] = set()
+    if status is ProductStatus.NEEDS_REVIEW:
+        allowed |= {Action.APPROVE, Action.REJECT}
+        if not escalated:
+            allowed.add(Action.ESCALATE)
+    if not is_terminal(status) and not side_effect_ran:
+        allowed.add(Action.CANCEL)
+    if status in (ProductStatus.FAILED, ProductStatus.EXPIRED) and not archived:
+        allowed.add(Action.RETRY)
+    if is_terminal(status) and not archived:
+        allowed.add(Action.ARCHIVE)
+    return [action.value for action in Action if action in allowed]
