@@ -1,0 +1,29 @@
+"""The job ledger: jobs, their audit trail, results and side-effect claims, in SQL.
+
+Use `Ledger` (repository.py) for reads and writes and `upgrade_to_head(url)` (migrate.py)
+to create or update the schema; `python -m activities.ledger upgrade` does the same.
+"""
+
+from activities.ledger.migrate import upgrade_to_head
+from activities.ledger.records import (
+    JobEvent,
+    JobRecord,
+    NewJob,
+    ProviderIntent,
+    ResultRecord,
+    SideEffectRecord,
+)
+from activities.ledger.repository import JobNotFound, Ledger, ProviderIdTaken
+
+__all__ = [
+    "JobEvent",
+    "JobNotFound",
+    "JobRecord",
+    "Ledger",
+    "NewJob",
+    "ProviderIdTaken",
+    "ProviderIntent",
+    "ResultRecord",
+    "SideEffectRecord",
+    "upgrade_to_head",
+]
