@@ -128,9 +128,12 @@ class Ledger:
     # --- provider ids and intents -----------------------------------------------------
 
     def record_provider_intent(
-        self, job_id: str, idempotency_key: str, *, operation: str, attempt: int = 1
+        self, job_id: str, idempotency_key: str, *, operation: str = "create", attempt: int = 1
     ) -> ProviderIntent:
-        """Record a provider create before making it; the job's attempts count follows."""
+        """Record a provider create before making it; the job's attempts count follows.
+
+        `operation` names the call (e.g. responses.create, batches.create) for operators.
+        """
 
         def work(session: Session) -> ProviderIntent:
             existing = session.get(tables.ProviderIntent, idempotency_key)
