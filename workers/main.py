@@ -8,26 +8,53 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import httpx
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.artifacts import ArtifactStore
+from activities.job_ledger import LedgerActivities
+from activities.ledger import Ledger, upgrade_to_head
 from activities.openai_client import ProviderNotConfiguredError, build_openai_client
+from activities.responses import ResponseActivities
+from activities.side_effects import SideEffectActivities
 from activities.stack_check import StackCheckActivities
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, load_settings
 from workers.temporal_client import connect
+from workflows.background_job import BackgroundJobWorkflow
 from workflows.stack_check import StackCheckWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: Sequence[type] = (StackCheckWorkflow,)
+WORKFLOWS: Sequence[type] = (StackCheckWorkflow, BackgroundJobWorkflow)
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger, migrated to the newest schema (safe to run from several workers)."""
+    upgrade_to_head(settings.ledger_url)
+    return Ledger.from_url(settings.ledger_url)
 
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """Activity callables with their clients injected."""
     openai = build_openai_client(settings)
-    return [StackCheckActivities(openai).check_provider]
+    ledger = open_ledger(settings)
+    artifacts = ArtifactStore(settings.artifacts_path)
+    responses = ResponseActivities(openai, ledger, artifacts)
+    side_effects = SideEffectActivities(ledger, artifacts, httpx.AsyncClient(timeout=30.0))
+    return [
+        StackCheckActivities(openai).check_provider,
+        LedgerActivities(ledger).record_background_job,
+        LedgerActivities(ledger).record_job_status,
+        responses.start_background_response,
+        responses.wait_for_response_change,
+        responses.get_response,
+        responses.cancel_response,
+        responses.store_response_result,
+        side_effects.run_side_effect,
+    ]
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:

@@ -1,0 +1,198 @@
+"""Activities that talk to the Responses API in background mode.
+
+Each call goes through `provider_call()`, so a failure carries Laneway's retry decision.
+The wait activity returns only when the provider's status differs from the one the workflow
+already knows; while nothing changes it fails with a benign error and Temporal retries it on
+the workflow's backoff schedule, which keeps hours of waiting out of the workflow's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.responses import Response
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities.artifacts import ArtifactStore
+from activities.ledger.repository import Ledger
+from activities.provider_errors import provider_call
+from laneway.background import (
+    CANCEL_RESPONSE,
+    GET_RESPONSE,
+    START_RESPONSE,
+    STORE_RESULT,
+    WAIT_FOR_RESPONSE_CHANGE,
+    ResponseSnapshot,
+    ResultSummary,
+    StartResponseRequest,
+    StoreResultRequest,
+    WaitForChangeRequest,
+)
+from laneway.jobs import JobSpec, Usage
+from laneway.pricing import UnknownModelPrice, cost, price_tier
+
+STILL_WAITING = "ResponseUnchanged"
+
+
+def usage_of(response: Response) -> Usage | None:
+    if response.usage is None:
+        return None
+    return Usage(
+        input_tokens=response.usage.input_tokens,
+        cached_input_tokens=response.usage.input_tokens_details.cached_tokens,
+        output_tokens=response.usage.output_tokens,
+        reasoning_tokens=response.usage.output_tokens_details.reasoning_tokens,
+    )
+
+
+def snapshot_of(response: Response) -> ResponseSnapshot:
+    """The parts of a Response the workflow needs; never its text."""
+    return ResponseSnapshot(
+        response_id=response.id,
+        status=response.status or "queued",
+        model=response.model,
+        error_code=response.error.code if response.error else None,
+        error_message=response.error.message if response.error else None,
+        incomplete_reason=(
+            response.incomplete_details.reason if response.incomplete_details else None
+        ),
+        usage=usage_of(response),
+    )
+
+
+def cost_or_none(usage: Usage, model: str, tier: str) -> Any:
+    """The cost, or None for a model without a known price (recorded, not guessed)."""
+    try:
+        return cost(usage, model, tier)
+    except UnknownModelPrice:
+        activity.logger.warning("no price known for model", extra={"model": model})
+        return None
+
+
+def billed_tier(reported: str | None, requested: str) -> str:
+    """The tier the provider says it served at; the requested one if it names none we know."""
+    try:
+        return price_tier(reported or requested).value
+    except UnknownModelPrice:
+        return price_tier(requested).value
+
+
+@dataclass
+class ResponseActivities:
+    openai: AsyncOpenAI
+    ledger: Ledger
+    artifacts: ArtifactStore
+
+    @activity.defn(name=START_RESPONSE)
+    async def start_background_response(self, request: StartResponseRequest) -> ResponseSnapshot:
+        """Create the response once: the intent is recorded first, the key makes retries safe."""
+        await asyncio.to_thread(
+            self.ledger.record_provider_intent,
+            request.job_id,
+            request.idempotency_key,
+            attempt=request.attempt,
+        )
+        arguments = await self._create_arguments(request)
+        with provider_call():
+            response = await self.openai.responses.create(
+                **arguments, extra_headers={"Idempotency-Key": request.idempotency_key}
+            )
+        await asyncio.to_thread(
+            self.ledger.resolve_provider_intent, request.idempotency_key, response.id
+        )
+        activity.logger.info(
+            "background response created",
+            extra={"job_id": request.job_id, "response_id": response.id},
+        )
+        return snapshot_of(response)
+
+    @activity.defn(name=WAIT_FOR_RESPONSE_CHANGE)
+    async def wait_for_response_change(self, request: WaitForChangeRequest) -> ResponseSnapshot:
+        snapshot = await self.get_response(request.response_id)
+        if snapshot.status == request.last_status:
+            raise ApplicationError(
+                f"response {request.response_id} is still {snapshot.status}",
+                type=STILL_WAITING,
+                category=ApplicationErrorCategory.BENIGN,
+            )
+        return snapshot
+
+    @activity.defn(name=GET_RESPONSE)
+    async def get_response(self, response_id: str) -> ResponseSnapshot:
+        with provider_call():
+            response = await self.openai.responses.retrieve(response_id)
+        return snapshot_of(response)
+
+    @activity.defn(name=CANCEL_RESPONSE)
+    async def cancel_response(self, response_id: str) -> ResponseSnapshot:
+        """Cancel at the provider; a response that already ended is simply reported."""
+        try:
+            with provider_call():
+                response = await self.openai.responses.cancel(response_id)
+        except ApplicationError as error:
+            if not isinstance(error.__cause__, openai.BadRequestError):
+                raise
+            return await self.get_response(response_id)
+        return snapshot_of(response)
+
+    @activity.defn(name=STORE_RESULT)
+    async def store_response_result(self, request: StoreResultRequest) -> ResultSummary:
+        """Keep the output (partial, if the response was cut short), its usage and its cost."""
+        with provider_call():
+            response = await self.openai.responses.retrieve(request.response_id)
+        usage = usage_of(response) or Usage()
+        text = response.output_text
+        tier = billed_tier(response.service_tier, request.service_tier)
+        output = None
+        if not self.ledger.fits_inline(text):
+            output = await asyncio.to_thread(
+                self.artifacts.put_bytes, text.encode(), "text/plain; charset=utf-8"
+            )
+        summary = ResultSummary(
+            attempt=request.attempt,
+            output=output,
+            output_chars=len(text),
+            usage=usage,
+            model=response.model,
+            tier=tier,
+            cost_usd=cost_or_none(usage, response.model, tier),
+        )
+        await asyncio.to_thread(
+            lambda: self.ledger.record_result(
+                request.job_id,
+                request.attempt,
+                usage=usage,
+                model=summary.model,
+                tier=tier,
+                cost_usd=summary.cost_usd,
+                output=output,
+                inline_output=None if output else text,
+            )
+        )
+        return summary
+
+    async def _create_arguments(self, request: StartResponseRequest) -> dict[str, Any]:
+        spec: JobSpec = request.spec
+        job_input = spec.input
+        text = job_input.text
+        if text is None and job_input.artifact is not None:
+            data = await asyncio.to_thread(self.artifacts.read_bytes, job_input.artifact)
+            text = data.decode()
+        arguments: dict[str, Any] = {
+            "model": job_input.model,
+            "input": text,
+            "background": True,
+            "metadata": {"laneway_job_id": request.job_id, "laneway_attempt": str(request.attempt)},
+        }
+        if job_input.instructions:
+            arguments["instructions"] = job_input.instructions
+        if job_input.max_output_tokens:
+            arguments["max_output_tokens"] = job_input.max_output_tokens
+        if job_input.service_tier == "flex":
+            arguments["service_tier"] = "flex"
+        return arguments
