@@ -1,0 +1,41 @@
+"""`python -m emulator --host 127.0.0.1 --port 8081 [--speed 60]`: serve in the foreground.
+
+uvicorn handles SIGINT and SIGTERM: it stops accepting, finishes in-flight requests, runs the
+app's shutdown (ticker, webhook deliveries) and returns, so the process exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import structlog
+import uvicorn
+
+from emulator.app import create_app
+from emulator.config import EmulatorConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--speed", type=float, default=None, help="emulated s per real s")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = EmulatorConfig() if args.speed is None else EmulatorConfig(speed=args.speed)
+    structlog.get_logger().info(
+        "emulator listening",
+        base_url=f"http://{args.host}:{args.port}/v1",
+        control=f"http://{args.host}:{args.port}/_emulator",
+        speed=config.speed,
+    )
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
