@@ -1,18 +1,36 @@
 """`python -m emulator --host 127.0.0.1 --port 8081 [--speed 60]`: serve in the foreground.
 
-uvicorn handles SIGINT and SIGTERM: it stops accepting, finishes in-flight requests, runs the
-app's shutdown (ticker, webhook deliveries) and returns, so the process exits with status 0.
+On SIGINT or SIGTERM uvicorn stops accepting, finishes in-flight requests and runs the app's
+shutdown (ticker, webhook deliveries); the process then exits with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
 
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the stop signal after shutting down (exit status -15 for SIGTERM);
+    a supervisor stopping the emulator on purpose should see a clean exit instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         control=f"http://{args.host}:{args.port}/_emulator",
         speed=config.speed,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(config)
+    _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)).run()
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import openai
@@ -38,7 +38,7 @@ def chat_line(index: int, model: str = "gpt-4o-mini", **overrides: Any) -> dict[
     return line
 
 
-def jsonl(lines: list[dict[str, Any]] | list[str]) -> bytes:
+def jsonl(lines: Sequence[dict[str, Any] | str]) -> bytes:
     rows = [row if isinstance(row, str) else json.dumps(row) for row in lines]
     return ("\n".join(rows) + "\n").encode()
 
@@ -49,7 +49,7 @@ def upload(client: OpenAI, data: bytes, name: str = "input.jsonl") -> FileObject
 
 def start_batch(
     client: OpenAI,
-    lines: list[dict[str, Any]] | list[str],
+    lines: Sequence[dict[str, Any] | str],
     endpoint: str = "/v1/chat/completions",
     metadata: dict[str, str] | None = None,
 ) -> Batch:

@@ -55,14 +55,16 @@ def test_full_lifecycle_with_counts_and_results(frozen: EmulatorServer, client: 
     control.advance_clock(60 * PER_REQUEST)
     batch = client.batches.retrieve(batch.id)
     assert batch.status == "finalizing"
+    assert batch.in_progress_at is not None and batch.finalizing_at is not None
     assert batch.finalizing_at == batch.in_progress_at + 100 * PER_REQUEST
     assert batch.request_counts is not None and batch.request_counts.completed == 100
     assert batch.output_file_id is None
 
+    finalizing_at = batch.finalizing_at
     control.advance_clock(FINALIZING)
     batch = client.batches.retrieve(batch.id)
     assert batch.status == "completed"
-    assert batch.completed_at == batch.finalizing_at + FINALIZING
+    assert batch.completed_at == finalizing_at + FINALIZING
     assert batch.error_file_id is None and batch.errors is None
     _assert_results_belong_to_their_requests(client, batch.output_file_id, 100)
     assert batch.usage is not None and batch.usage.total_tokens > 0
@@ -124,7 +126,12 @@ def test_validation_failure_names_the_line(
 
 
 def test_every_bad_line_is_reported(frozen: EmulatorServer, client: OpenAI) -> None:
-    lines = [chat_line(0), chat_line(0), "{nope", chat_line(3, url="/v1/responses")]
+    lines: list[dict[str, Any] | str] = [
+        chat_line(0),
+        chat_line(0),
+        "{nope",
+        chat_line(3, url="/v1/responses"),
+    ]
     batch = start_batch(client, [*lines, chat_line(4, model="gpt-4o"), chat_line(5, method="PUT")])
     frozen.control.advance_clock(VALIDATING)
     batch = client.batches.retrieve(batch.id)
@@ -228,7 +235,8 @@ def test_list_is_newest_first_with_cursor(client: OpenAI) -> None:
     ids = [start_batch(client, [chat_line(i)]).id for i in range(3)]
     page = client.batches.list(limit=2)
     assert [b.id for b in page.data] == [ids[2], ids[1]] and page.has_more
-    assert page.first_id == ids[2] and page.last_id == ids[1]
+    raw = client.batches.with_raw_response.list(limit=2).http_response.json()
+    assert (raw["object"], raw["first_id"], raw["last_id"]) == ("list", ids[2], ids[1])
     rest = client.batches.list(limit=2, after=ids[1])
     assert [b.id for b in rest.data] == [ids[0]] and not rest.has_more
     assert [b.id for b in client.batches.list()] == ids[::-1]
@@ -247,9 +255,20 @@ def _line(custom_id: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
 def test_each_endpoint_answers_as_its_synchronous_twin(
     frozen: EmulatorServer, client: OpenAI
 ) -> None:
-    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text_for(0)}]}
-    resp = {"model": "gpt-4o-mini", "input": text_for(1), "instructions": "Classify."}
-    emb = {"model": "text-embedding-3-small", "input": [text_for(2), "b"], "dimensions": 8}
+    chat: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": text_for(0)}],
+    }
+    resp: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "input": text_for(1),
+        "instructions": "Classify.",
+    }
+    emb: dict[str, Any] = {
+        "model": "text-embedding-3-small",
+        "input": [text_for(2), "b"],
+        "dimensions": 8,
+    }
     batches = {
         "chat": start_batch(client, [_line("c", "/v1/chat/completions", chat)]),
         "resp": start_batch(client, [_line("r", "/v1/responses", resp)], "/v1/responses"),
@@ -261,17 +280,17 @@ def test_each_endpoint_answers_as_its_synchronous_twin(
         for key, b in batches.items()
     }
 
-    sync_chat = client.chat.completions.create(**chat)  # type: ignore[call-overload]
+    sync_chat = client.chat.completions.create(**chat)
     assert body["chat"]["object"] == "chat.completion"
     assert body["chat"]["choices"][0]["message"]["content"] == sync_chat.choices[0].message.content
     assert body["chat"]["usage"] == sync_chat.usage.model_dump(exclude_none=True)
 
-    sync_resp = client.responses.create(**resp)  # type: ignore[call-overload]
+    sync_resp = client.responses.create(**resp)
     assert body["resp"]["object"] == "response" and body["resp"]["status"] == "completed"
     assert body["resp"]["output"][0]["content"][0]["text"] == sync_resp.output_text
     assert body["resp"]["usage"]["total_tokens"] == sync_resp.usage.total_tokens
 
-    sync_emb = client.embeddings.create(**emb)  # type: ignore[call-overload]
+    sync_emb = client.embeddings.create(**emb)
     assert [d["index"] for d in body["emb"]["data"]] == [0, 1]
     for line_item, sync_item in zip(body["emb"]["data"], sync_emb.data, strict=True):
         assert line_item["embedding"] == pytest.approx(sync_item.embedding, abs=1e-6)
