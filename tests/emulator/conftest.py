@@ -34,10 +34,22 @@ def start_emulator() -> Iterator[StartEmulator]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def _shared_frozen() -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorConfig(speed=FROZEN)) as server:
+        yield server
+
+
 @pytest.fixture
-def frozen(start_emulator: StartEmulator) -> EmulatorServer:
-    """An emulator whose clock only moves by advance_clock."""
-    return start_emulator()
+def frozen(_shared_frozen: EmulatorServer) -> EmulatorServer:
+    """An emulator whose clock only moves by advance_clock, emptied before each test.
+
+    Shared by the tests (starting a server per test costs more than the test) and reset to its
+    configured state: no objects, no added faults, no webhook target. Its clock keeps what
+    earlier tests advanced, so tests reason about times relative to the objects they create.
+    """
+    _shared_frozen.control.reset()
+    return _shared_frozen
 
 
 @pytest.fixture
