@@ -23,6 +23,7 @@ from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from workers.binaries import temporal_cli, temporal_test_server
 from workers.main import build_worker
+from workers.temporal_client import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
 
 TEST_API_KEY = "test-key"
@@ -35,6 +36,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(temporal_test_server()),
         data_converter=pydantic_data_converter,
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 
