@@ -16,6 +16,8 @@ import uvicorn
 
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
+from laneway.logging_setup import configure_logging
+from laneway.settings import get_settings
 
 
 class _Server(uvicorn.Server):
@@ -44,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging(get_settings().log_format, args.log_level)
     config = EmulatorConfig() if args.speed is None else EmulatorConfig(speed=args.speed)
     structlog.get_logger().info(
         "emulator listening",
