@@ -366,12 +366,13 @@ class BackgroundJobWorkflow:
         note: str = "",
         kind: str = "status_changed",
     ) -> None:
+        # The ledger hears first: a status people can see is always one the audit trail has.
+        await self._record(kind=kind, actor=actor, note=note or (reason or ""), to_status=status)
         self._status = status
         self._reason = reason
         self._updated_at = workflow.now()
         workflow.upsert_search_attributes([LANEWAY_STATUS.value_set(status.value)])
         self._set_details()
-        await self._record(kind=kind, actor=actor, note=note or (reason or ""), to_status=status)
         workflow.logger.info(
             "job status", extra={"job_id": self._job.job_id, "status": status.value}
         )

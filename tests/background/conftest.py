@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 
-from laneway.background import Actor, BackgroundJobInput, ControlRequest
+from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobView
 from laneway.jobs import JobInput, JobSpec
+from workflows.background_job import BackgroundJobWorkflow
 
 WORKSPACE = "acme"
 REQUESTER = "alice"
@@ -40,3 +44,22 @@ def make_job() -> Callable[..., BackgroundJobInput]:
         )
 
     return make
+
+
+async def wait_for_status(
+    handle: WorkflowHandle[Any, Any], status: str, limit: float = 30
+) -> JobView:
+    """Query until the job shows `status`."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        view: JobView = await handle.query(BackgroundJobWorkflow.status)
+        if view.status == status:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job never reached {status}; last seen {view.status}")
+
+
+def job_fault(kind: str, job: BackgroundJobInput, **fields: Any) -> dict[str, Any]:
+    """An emulator fault rule aimed at this job's responses only."""
+    match = {"metadata_key": "laneway_job_id", "metadata_value": job.job_id}
+    return {"kind": kind, "match": match, **fields}
