@@ -24,6 +24,7 @@ from activities.provider_errors import provider_call
 from laneway.background import (
     CANCEL_RESPONSE,
     GET_RESPONSE,
+    RESPONSE_UNCHANGED,
     START_RESPONSE,
     STORE_RESULT,
     WAIT_FOR_RESPONSE_CHANGE,
@@ -35,8 +36,6 @@ from laneway.background import (
 )
 from laneway.jobs import JobSpec, Usage
 from laneway.pricing import UnknownModelPrice, cost, price_tier
-
-STILL_WAITING = "ResponseUnchanged"
 
 
 def usage_of(response: Response) -> Usage | None:
@@ -117,7 +116,7 @@ class ResponseActivities:
         if snapshot.status == request.last_status:
             raise ApplicationError(
                 f"response {request.response_id} is still {snapshot.status}",
-                type=STILL_WAITING,
+                type=RESPONSE_UNCHANGED,
                 category=ApplicationErrorCategory.BENIGN,
             )
         return snapshot

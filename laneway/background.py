@@ -24,9 +24,22 @@ GET_RESPONSE: Final = "get_response"
 CANCEL_RESPONSE: Final = "cancel_response"
 STORE_RESULT: Final = "store_response_result"
 RUN_SIDE_EFFECT: Final = "run_side_effect"
+# The error type of a poll that found nothing new: benign, retried on the polling schedule.
+RESPONSE_UNCHANGED: Final = "ResponseUnchanged"
 
 REVIEWER_ROLE: Final = "reviewer"
 OPERATOR_ROLE: Final = "operator"
+
+
+def describe_duration(duration: timedelta) -> str:
+    """`2h`, `3d`, `1d 6h`, `90s`: short, for reasons people read."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
 
 
 class Actor(BaseModel):

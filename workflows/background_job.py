@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         GET_RESPONSE,
         RECORD_JOB,
         RECORD_STATUS,
+        RESPONSE_UNCHANGED,
         RUN_SIDE_EFFECT,
         START_RESPONSE,
         STORE_RESULT,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         StoreResultRequest,
         WaitForChangeRequest,
+        describe_duration,
     )
     from laneway.jobs import ReviewExpiryAction
     from laneway.status import (
@@ -146,7 +148,8 @@ class BackgroundJobWorkflow:
             await self._cancel_provider()
             raise _JobEnds(
                 ProductStatus.EXPIRED,
-                f"the provider did not finish within {self._job.spec.provider_deadline}",
+                "the provider did not finish within "
+                + describe_duration(self._job.spec.provider_deadline),
             ) from None
         if snapshot.status == "cancelled":
             raise _JobEnds(ProductStatus.CANCELED, "the response was cancelled at the provider")
@@ -204,7 +207,12 @@ class BackgroundJobWorkflow:
         try:
             return await poll
         except ActivityError as error:
-            if isinstance(error.cause, TimeoutError):
+            # Out of time: either the timeout itself, or a last "still waiting" attempt whose
+            # next retry would fall after the deadline.
+            cause = error.cause
+            if isinstance(cause, TimeoutError) or (
+                isinstance(cause, ApplicationError) and cause.type == RESPONSE_UNCHANGED
+            ):
                 raise _ProviderDeadlinePassed from error
             raise
 
