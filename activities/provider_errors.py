@@ -18,8 +18,10 @@ from typing import Final
 import openai
 from temporalio.exceptions import ApplicationError
 
+from laneway.background import PROVIDER_REJECTED
+
 RATE_LIMITED: Final = "ProviderRateLimited"
-REJECTED: Final = "ProviderRejectedRequest"
+REJECTED: Final = PROVIDER_REJECTED
 UNAVAILABLE: Final = "ProviderUnavailable"
 _RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 409, 429})
 

@@ -24,8 +24,10 @@ GET_RESPONSE: Final = "get_response"
 CANCEL_RESPONSE: Final = "cancel_response"
 STORE_RESULT: Final = "store_response_result"
 RUN_SIDE_EFFECT: Final = "run_side_effect"
-# The error type of a poll that found nothing new: benign, retried on the polling schedule.
+# Error types workflows tell apart: a provider refusal that retrying cannot fix, and
+# a poll that found nothing new: benign, retried on the polling schedule.
 RESPONSE_UNCHANGED: Final = "ResponseUnchanged"
+PROVIDER_REJECTED: Final = "ProviderRejectedRequest"
 
 REVIEWER_ROLE: Final = "reviewer"
 OPERATOR_ROLE: Final = "operator"

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from laneway.background import (
         CANCEL_RESPONSE,
         GET_RESPONSE,
+        PROVIDER_REJECTED,
         RECORD_JOB,
         RECORD_STATUS,
         RESPONSE_UNCHANGED,
@@ -67,7 +68,7 @@ PROVIDER_CALL_TIMEOUT = timedelta(seconds=60)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["ProviderRejectedRequest"],
+    non_retryable_error_types=[PROVIDER_REJECTED],
 )
 
 
@@ -126,7 +127,11 @@ class BackgroundJobWorkflow:
     async def _lifecycle(self) -> None:
         await self._record_job()
         while True:
-            final = await self._provider_attempt()
+            try:
+                final = await self._provider_attempt()
+            except ActivityError as error:
+                await self._hold_failed(self._rejection_reason(error))
+                continue
             if final.status == "completed" or (
                 final.status == "incomplete" and self._review_wanted(final)
             ):
@@ -184,7 +189,7 @@ class BackgroundJobWorkflow:
                 initial_interval=polling.first_interval,
                 backoff_coefficient=polling.backoff,
                 maximum_interval=polling.max_interval,
-                non_retryable_error_types=["ProviderRejectedRequest"],
+                non_retryable_error_types=[PROVIDER_REJECTED],
             ),
         )
         interrupt = asyncio.create_task(
@@ -430,6 +435,14 @@ class BackgroundJobWorkflow:
 
     def _review_wanted(self, final: ResponseSnapshot) -> bool:
         return self._job.spec.review_policy.wants_review(final.status)
+
+    @staticmethod
+    def _rejection_reason(error: ActivityError) -> str:
+        """The provider refused a call for good (e.g. 401): its own words, for the operator."""
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == PROVIDER_REJECTED:
+            return f"the provider refused the request: {cause.message}"
+        raise error
 
     @staticmethod
     def _failure_reason(final: ResponseSnapshot) -> str:

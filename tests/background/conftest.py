@@ -59,6 +59,17 @@ async def wait_for_status(
     raise AssertionError(f"job never reached {status}; last seen {view.status}")
 
 
+async def wait_for_provider(handle: WorkflowHandle[Any, Any], limit: float = 30) -> str:
+    """Query until the job has a provider response; returns its id."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        view: JobView = await handle.query(BackgroundJobWorkflow.status)
+        if view.provider_ids:
+            return view.provider_ids[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the job never created a provider response")
+
+
 def job_fault(kind: str, job: BackgroundJobInput, **fields: Any) -> dict[str, Any]:
     """An emulator fault rule aimed at this job's responses only."""
     match = {"metadata_key": "laneway_job_id", "metadata_value": job.job_id}
