@@ -31,6 +31,7 @@ async def stats(emulator: EmulatorDep) -> dict[str, Any]:
         "speed": emulator.clock.speed,
         "faults": emulator.faults.snapshot(),
         "webhooks": emulator.webhooks.stats(),
+        "requests": dict(emulator.requests),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,8 @@ class Emulator:
         self.batches = BatchEngine(self.store, config, self.faults)
         self.responses = ResponseEngine(self.store, config, self.faults)
         self.webhooks = WebhookSender(config)
+        # "GET /v1/responses/{response_id}" -> calls served, so tests can count polls.
+        self.requests: Counter[str] = Counter()
         self._tick_lock = asyncio.Lock()
 
     def now(self) -> int:
@@ -70,6 +73,7 @@ class Emulator:
     async def reset(self) -> None:
         async with self._tick_lock:
             self.store.clear()
+            self.requests.clear()
             self.faults.replace(self.config.faults)
             self.webhooks.reset()
 

@@ -1,0 +1,115 @@
+"""Durability: bounded history over hours of polling, replay of a saved history, visibility."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from emulator.server import EmulatorServer
+from laneway.background import BackgroundJobInput
+from laneway.jobs import DeliverToOutbox, ReviewPolicy
+from laneway.settings import Settings
+from laneway.status import ProductStatus
+from tests.background.conftest import REVIEWER, control, job_fault, wait_for_status
+from tests.conftest import WorkerFactory
+from workflows.background_job import BackgroundJobWorkflow
+
+SAVED_HISTORY = Path(__file__).parent / "histories" / "background_review_approve.json"
+
+
+async def test_six_hours_of_polling_keeps_history_small(
+    time_skipping_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    emulator: EmulatorServer,
+    make_job: Callable[..., BackgroundJobInput],
+) -> None:
+    job = make_job(provider_deadline=timedelta(hours=6))
+    emulator.control.add_fault(job_fault("response_stick", job))
+    async with laneway_worker(time_skipping_env):
+        handle = await time_skipping_env.client.start_workflow(
+            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
+        before = await time_skipping_env.get_current_time()
+        outcome = await handle.result()
+        waited = await time_skipping_env.get_current_time() - before
+    history = await handle.fetch_history()
+    polls = emulator.control.stats()["requests"]["GET /v1/responses/{id}"]
+    assert outcome.status == ProductStatus.EXPIRED
+    assert waited >= timedelta(hours=5, minutes=59)
+    assert polls > 300, "the provider was polled all along (capped at one minute apart)"
+    assert len(history.events) < 200
+
+
+async def test_saved_happy_path_history_replays(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    make_job: Callable[..., BackgroundJobInput],
+    tmp_path: Path,
+) -> None:
+    """A history recorded from an earlier version replays against the current code.
+
+    The first run writes the file (commit it); every later run replays it, so a change to the
+    workflow that would break running jobs fails here. A fresh history is replayed too.
+    """
+    job = make_job(
+        review_policy=ReviewPolicy.REQUIRED,
+        side_effect=DeliverToOutbox(directory=str(tmp_path / "outbox")),
+    )
+    async with laneway_worker(dev_server_env):
+        handle = await dev_server_env.client.start_workflow(
+            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
+        await wait_for_status(handle, "needs_review")
+        await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
+        await handle.result()
+    fresh = await handle.fetch_history()
+    if not SAVED_HISTORY.exists():
+        SAVED_HISTORY.parent.mkdir(exist_ok=True)
+        SAVED_HISTORY.write_text(fresh.to_json())
+    saved = WorkflowHistory.from_json(job.job_id, json.loads(SAVED_HISTORY.read_text()))
+    replayer = Replayer(workflows=[BackgroundJobWorkflow], data_converter=pydantic_data_converter)
+    for history in (saved, fresh):
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+        assert result.replay_failure is None
+
+
+async def test_jobs_in_review_are_found_by_their_search_attributes(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    make_job: Callable[..., BackgroundJobInput],
+) -> None:
+    job = make_job(review_policy=ReviewPolicy.REQUIRED)
+    async with laneway_worker(dev_server_env):
+        handle = await dev_server_env.client.start_workflow(
+            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
+        await wait_for_status(handle, "needs_review")
+        query = (
+            "LanewayStatus = 'needs_review' AND LanewayLane = 'background' "
+            "AND LanewayWorkspace = 'acme' AND LanewayJobType = 'research_brief'"
+        )
+        found: list[str] = []
+        for _ in range(50):  # visibility is eventually consistent
+            found = [w.id async for w in dev_server_env.client.list_workflows(query)]
+            if job.job_id in found:
+                break
+            await asyncio.sleep(0.1)
+        assert job.job_id in found
+        described = await handle.describe()
+        provider_ids = described.typed_search_attributes
+        assert any(
+            key.name == "LanewayProviderIds" and value
+            for key, value in ((p.key, p.value) for p in provider_ids)
+        )
+        await handle.terminate("test over")
