@@ -177,7 +177,7 @@ class ResponseRecord:
             return None
         return {
             "input_tokens": gen.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": gen.output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": gen.input_tokens + gen.output_tokens,
