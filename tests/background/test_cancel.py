@@ -90,11 +90,12 @@ async def test_cancel_in_review_by_the_requester(
     make_job: Callable[..., BackgroundJobInput],
 ) -> None:
     job = make_job(review_policy=ReviewPolicy.REQUIRED)
-    emulator.control.advance_clock(100_000)
     async with laneway_worker(time_skipping_env):
         handle = await time_skipping_env.client.start_workflow(
             BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
         )
+        await wait_for_provider(handle)
+        emulator.control.advance_clock(100_000)
         await wait_for_status(handle, "needs_review")
         requester = OPERATOR.model_copy(update={"id": REQUESTER, "roles": frozenset()})
         await handle.execute_update(BackgroundJobWorkflow.cancel, control(requester, "not needed"))
