@@ -105,6 +105,8 @@ class BackgroundJobWorkflow:
         self._decision: tuple[str, ControlRequest] | None = None
         self._cancel_request: ControlRequest | None = None
         self._retry_request: ControlRequest | None = None
+        self._archive_request: ControlRequest | None = None
+        self._ended = False
         self._side_effect_started = False
         self._side_effect_ran = False
 
@@ -122,6 +124,8 @@ class BackgroundJobWorkflow:
                 _JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
             )
             raise
+        # Let the Update that ended the job (approve, cancel, ...) answer before we close.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self._outcome()
 
     async def _lifecycle(self) -> None:
@@ -222,15 +226,18 @@ class BackgroundJobWorkflow:
             raise
 
     async def _hold_failed(self, reason: str) -> None:
-        """A failed attempt stays open for an operator's retry until the hold ends."""
+        """A failed attempt stays open for an operator's retry (or archive) until the hold ends."""
         await self._set_status(ProductStatus.FAILED, reason=reason)
         self._retry_request = None
-        held = await self._wait_for(
-            lambda: self._retry_request is not None or self._cancel_request is not None,
+        await self._wait_for(
+            lambda: self._retry_request is not None or self._archive_request is not None,
             self._job.failed_hold,
         )
-        self._raise_if_cancel_requested()
-        if not held or self._retry_request is None:
+        archive = self._archive_request
+        if archive is not None:
+            await self._record(kind="archived", actor=archive.actor.id, note=archive.note)
+            raise _JobEnds(ProductStatus.FAILED, reason, archive.actor.id)
+        if self._retry_request is None:
             raise _JobEnds(ProductStatus.FAILED, reason)
         retry = self._retry_request
         await self._set_status(
@@ -279,6 +286,7 @@ class BackgroundJobWorkflow:
         if end.status == ProductStatus.CANCELED and self._response is not None:
             await self._cancel_provider()
         await self._set_status(end.status, reason=end.reason, actor=end.actor)
+        self._ended = True
 
     # ---- provider and ledger calls ----------------------------------------------------------
 
@@ -510,6 +518,17 @@ class BackgroundJobWorkflow:
         self._check_operator(request, "retry")
 
     @workflow.update
+    async def archive(self, request: ControlRequest) -> JobView:
+        """Close a failed job nobody will retry, before its hold runs out."""
+        self._archive_request = request
+        await workflow.wait_condition(lambda: self._ended)
+        return self.status()
+
+    @archive.validator
+    def _validate_archive(self, request: ControlRequest) -> None:
+        self._check_operator(request, "archive")
+
+    @workflow.update
     async def escalate(self, request: ControlRequest) -> JobView:
         await self._escalate(request.actor.id, request.note or "escalated by an operator")
         return self.status()
@@ -540,7 +559,10 @@ class BackgroundJobWorkflow:
 
     def _allowed_actions(self) -> list[str]:
         return allowed_actions(
-            self._status, side_effect_ran=self._side_effect_started, escalated=self._escalated
+            self._status,
+            side_effect_ran=self._side_effect_started,
+            escalated=self._escalated,
+            archived=self._archive_request is not None,
         )
 
     def _check_action_allowed(self, action: str) -> None:

@@ -142,3 +142,28 @@ async def test_stuck_response_expires_at_the_provider_deadline_and_is_cancelled(
     (response_id,) = emulator.control.stats()["ids"]["responses"]
     response = await openai_client.responses.retrieve(response_id)
     assert response.status == "cancelled"
+
+
+async def test_archive_closes_a_failed_job_before_its_hold_ends(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    emulator: EmulatorServer,
+    make_job: Callable[..., BackgroundJobInput],
+) -> None:
+    job = make_job()
+    emulator.control.add_fault(job_fault("response_fail", job))
+    async with laneway_worker(dev_server_env):
+        handle = await dev_server_env.client.start_workflow(
+            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
+        await wait_for_status(handle, "failed")
+        view = await handle.execute_update(
+            BackgroundJobWorkflow.archive, control(OPERATOR, "known outage")
+        )
+        outcome = await handle.result()
+    assert view.allowed_actions == []
+    assert outcome.status == ProductStatus.FAILED
+    events = Ledger.from_url(settings.ledger_url).list_events(job.job_id)
+    archived = next(event for event in events if event.kind == "archived")
+    assert (archived.actor, archived.note) == ("otto", "known outage")
