@@ -7,15 +7,37 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput, PollingPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import wait_for_provider, wait_for_status
+from tests.background.conftest import wait_for_provider
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    # Responses run for a minute of real time unless the clock jumps.
+    return EmulatorConfig(
+        speed=600.0, response_queued_seconds=0, response_in_progress_seconds=36000
+    )
+
+
+async def polling_settled(emulator: EmulatorServer) -> None:
+    """The job polled and found nothing new: its next poll is ten minutes away."""
+    seen = -1
+    for _ in range(100):
+        polls = emulator.control.stats()["requests"].get("GET /v1/responses/{id}", 0)
+        if polls and polls == seen:
+            return
+        seen = polls
+        await asyncio.sleep(0.3)
+    raise AssertionError("the job never settled into its slow poll")
 
 
 async def test_provider_event_cuts_a_ten_minute_poll_short(
@@ -32,7 +54,10 @@ async def test_provider_event_cuts_a_ten_minute_poll_short(
             BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
         )
         response_id = await wait_for_provider(handle)
-        emulator.control.advance_clock(3600)  # the provider finishes; nobody polls for 10 min
+        await polling_settled(emulator)
+        emulator.control.advance_clock(
+            40_000
+        )  # the provider finishes; the next poll is 10 min away
         await handle.signal(BackgroundJobWorkflow.provider_event, "resp_of_someone_else")
         await handle.signal(BackgroundJobWorkflow.provider_event, response_id)
         started = time.monotonic()
@@ -55,8 +80,9 @@ async def test_without_an_event_the_slow_poll_still_waits(
             BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
         )
         await wait_for_provider(handle)
-        emulator.control.advance_clock(3600)
-        view = await wait_for_status(handle, "queued")
+        await polling_settled(emulator)
+        before = await handle.query(BackgroundJobWorkflow.status)
+        emulator.control.advance_clock(40_000)
         await asyncio.sleep(2)
-        assert (await handle.query(BackgroundJobWorkflow.status)).status == view.status
+        assert (await handle.query(BackgroundJobWorkflow.status)).status == before.status
         await handle.terminate("test over")
