@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: install dev worker test lint format typecheck check clean
+.PHONY: install demo dev worker test lint format typecheck check clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## the project's environment in .venv, exactly as locked
 	$(UV) sync --frozen
+
+demo: install ## one reviewed background job end to end on the embedded stack, then stops
+	$(UV) run laneway demo
 
 dev: install ## Temporal dev server + Web UI, OpenAI emulator and a worker; Ctrl-C stops all
 	$(UV) run laneway dev

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         help="point the worker at OPENAI_BASE_URL / OpenAI itself instead of the emulator",
     )
     commands.add_parser("worker", help="run a worker against the configured Temporal server")
+    commands.add_parser(
+        "demo", help="run one reviewed background job end to end on a throwaway local stack"
+    )
     return parser
 
 
@@ -38,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workers.dev_stack import run_dev_stack
 
         return run_dev_stack(settings, use_emulator=not args.no_emulator)
+    if args.command == "demo":
+        from client.demo import run_demo
+
+        return run_demo(settings)
     from workers.main import main as worker_main
 
     return worker_main()

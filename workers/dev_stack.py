@@ -207,9 +207,21 @@ class DevStack:
         return ChildProcess("emulator", argv, self.log_dir / "emulator.log")
 
     def worker_env(self) -> dict[str, str]:
-        if not self.use_emulator:
-            return {}
-        return {"OPENAI_BASE_URL": self.settings.emulator_base_url, "OPENAI_API_KEY": DEV_API_KEY}
+        """The stack's settings, passed on whole: the worker may not share our environment."""
+        settings = self.settings
+        env = {
+            "LANEWAY_TEMPORAL_ADDRESS": settings.temporal_address,
+            "LANEWAY_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+            "LANEWAY_TASK_QUEUE": settings.task_queue,
+            "LANEWAY_DATA_DIR": str(settings.data_dir),
+            "LANEWAY_DATABASE_URL": settings.ledger_url,
+            "LANEWAY_ARTIFACT_DIR": str(settings.artifacts_path),
+            "LANEWAY_LOG_FORMAT": settings.log_format,
+            "LANEWAY_LOG_LEVEL": settings.log_level,
+        }
+        if self.use_emulator:
+            env |= {"OPENAI_BASE_URL": settings.emulator_base_url, "OPENAI_API_KEY": DEV_API_KEY}
+        return env
 
     def worker_process(self) -> ChildProcess:
         argv = [sys.executable, "-m", "workers"]
