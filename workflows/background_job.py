@@ -64,7 +64,7 @@ TERMINAL = TERMINAL_PRODUCT_STATUSES
 PROVIDER_TERMINAL = TERMINAL_RESPONSE_STATUSES
 LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
 LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-PROVIDER_CALL_TIMEOUT = timedelta(seconds=60)
+PROVIDER_CALL_TIMEOUT = timedelta(seconds=30)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
