@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
-from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobView
+from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobOutcome, JobView
 from laneway.jobs import JobInput, JobSpec
+from laneway.settings import Settings
 from workflows.background_job import BackgroundJobWorkflow
 
 WORKSPACE = "acme"
@@ -44,6 +46,15 @@ def make_job() -> Callable[..., BackgroundJobInput]:
         )
 
     return make
+
+
+async def start_job(
+    env: WorkflowEnvironment, settings: Settings, job: BackgroundJobInput
+) -> WorkflowHandle[BackgroundJobWorkflow, JobOutcome]:
+    """Start the job's workflow on the test's task queue, as the client would."""
+    return await env.client.start_workflow(
+        BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+    )
 
 
 async def wait_for_status(

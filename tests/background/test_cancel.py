@@ -21,6 +21,7 @@ from tests.background.conftest import (
     REQUESTER,
     control,
     job_fault,
+    start_job,
     wait_for_provider,
     wait_for_status,
 )
@@ -58,9 +59,7 @@ async def test_cancel_before_the_provider_finishes(
     job = make_job()
     emulator.control.add_fault(job_fault("response_stick", job))
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_provider(handle)
         if stage == "running":
             emulator.control.advance_clock(6001)
@@ -91,9 +90,7 @@ async def test_cancel_in_review_by_the_requester(
 ) -> None:
     job = make_job(review_policy=ReviewPolicy.REQUIRED)
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_provider(handle)
         emulator.control.advance_clock(100_000)
         await wait_for_status(handle, "needs_review")
@@ -117,9 +114,7 @@ async def test_temporal_cancellation_reaches_the_provider(
 ) -> None:
     job = make_job()
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_provider(handle)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):

@@ -18,7 +18,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REVIEWER, control, job_fault, wait_for_status
+from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -35,9 +35,7 @@ async def test_six_hours_of_polling_keeps_history_small(
     job = make_job(provider_deadline=timedelta(hours=6))
     emulator.control.add_fault(job_fault("response_stick", job))
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         before = await time_skipping_env.get_current_time()
         outcome = await handle.result()
         waited = await time_skipping_env.get_current_time() - before
@@ -66,9 +64,7 @@ async def test_saved_happy_path_history_replays(
         side_effect=DeliverToOutbox(directory=str(tmp_path / "outbox")),
     )
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         await wait_for_status(handle, "needs_review")
         await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
         await handle.result()
@@ -91,9 +87,7 @@ async def test_jobs_in_review_are_found_by_their_search_attributes(
 ) -> None:
     job = make_job(review_policy=ReviewPolicy.REQUIRED)
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         await wait_for_status(handle, "needs_review")
         query = (
             "LanewayStatus = 'needs_review' AND LanewayLane = 'background' "

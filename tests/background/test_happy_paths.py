@@ -14,7 +14,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REVIEWER, control
+from tests.background.conftest import REVIEWER, control, start_job
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -28,9 +28,7 @@ async def test_auto_policy_completes_with_result_and_cost(
 ) -> None:
     job = make_job("Summarise: the launch went great and customers love it.")
     async with laneway_worker(time_skipping_env):
-        outcome = await time_skipping_env.client.execute_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        outcome = await (await start_job(time_skipping_env, settings, job)).result()
     assert outcome.status == ProductStatus.COMPLETED
     assert outcome.attempts == 1
     assert outcome.result is not None

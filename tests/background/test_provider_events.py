@@ -15,7 +15,7 @@ from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput, PollingPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import wait_for_provider
+from tests.background.conftest import start_job, wait_for_provider
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -50,9 +50,7 @@ async def test_provider_event_cuts_a_ten_minute_poll_short(
     slow = PollingPolicy(first_interval=timedelta(minutes=10), max_interval=timedelta(minutes=10))
     job = make_job().model_copy(update={"polling": slow})
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         response_id = await wait_for_provider(handle)
         await polling_settled(emulator)
         emulator.control.advance_clock(
@@ -76,9 +74,7 @@ async def test_without_an_event_the_slow_poll_still_waits(
     slow = PollingPolicy(first_interval=timedelta(minutes=10), max_interval=timedelta(minutes=10))
     job = make_job().model_copy(update={"polling": slow})
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         await wait_for_provider(handle)
         await polling_settled(emulator)
         before = await handle.query(BackgroundJobWorkflow.status)

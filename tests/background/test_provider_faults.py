@@ -13,9 +13,8 @@ from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import wait_for_status
+from tests.background.conftest import start_job, wait_for_status
 from tests.conftest import WorkerFactory
-from workflows.background_job import BackgroundJobWorkflow
 
 
 async def test_429_storm_then_recovery_completes_with_one_response(
@@ -29,9 +28,7 @@ async def test_429_storm_then_recovery_completes_with_one_response(
     emulator.control.add_fault({**storm, "times": 6})
     job = make_job()
     async with laneway_worker(time_skipping_env):
-        outcome = await time_skipping_env.client.execute_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        outcome = await (await start_job(time_skipping_env, settings, job)).result()
     assert outcome.status == ProductStatus.COMPLETED
     stats = emulator.control.stats()
     assert stats["counts"]["responses"] == 1
@@ -55,9 +52,7 @@ class TestWrongKey:
         job = make_job()
         async with laneway_worker(time_skipping_env):
             started = time.monotonic()
-            handle = await time_skipping_env.client.start_workflow(
-                BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-            )
+            handle = await start_job(time_skipping_env, settings, job)
             failed = await wait_for_status(handle, "failed")
             assert time.monotonic() - started < 5
             outcome = await handle.result()

@@ -14,7 +14,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import JobInput, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import OPERATOR, control, job_fault, wait_for_status
+from tests.background.conftest import OPERATOR, control, job_fault, start_job, wait_for_status
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -29,9 +29,7 @@ async def test_failed_response_fails_the_job_and_a_retry_starts_a_new_attempt(
     job = make_job()
     emulator.control.add_fault(job_fault("response_fail", job, times=1, message="GPU fell over"))
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         failed = await wait_for_status(handle, "failed")
         assert failed.reason is not None and "GPU fell over" in failed.reason
         assert failed.allowed_actions == ["retry", "archive"]
@@ -56,9 +54,7 @@ async def test_failed_job_nobody_retries_ends_failed_with_the_providers_reason(
     job = make_job()
     emulator.control.add_fault(job_fault("response_fail", job, message="model overloaded"))
     async with laneway_worker(time_skipping_env):
-        outcome = await time_skipping_env.client.execute_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        outcome = await (await start_job(time_skipping_env, settings, job)).result()
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None
     assert "the provider failed the response" in outcome.reason
@@ -75,9 +71,7 @@ async def test_incomplete_without_review_fails_with_the_cut_off_reason(
     job = make_job()
     emulator.control.add_fault(job_fault("response_incomplete", job))
     async with laneway_worker(time_skipping_env):
-        outcome = await time_skipping_env.client.execute_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        outcome = await (await start_job(time_skipping_env, settings, job)).result()
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None and "max_output_tokens" in outcome.reason
     assert outcome.result is not None, "the partial output is kept"
@@ -94,9 +88,7 @@ async def test_incomplete_goes_to_review_under_on_incomplete_policy(
         review_policy=ReviewPolicy.ON_INCOMPLETE,
     )
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         view = await wait_for_status(handle, "needs_review")
         assert view.allowed_actions[:2] == ["approve", "reject"]
         await handle.terminate("test over")
@@ -113,9 +105,7 @@ async def test_response_cancelled_outside_laneway_cancels_the_job(
     job = make_job()
     emulator.control.add_fault(job_fault("response_stick", job))
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         running = await wait_for_status(handle, "running")
         await openai_client.responses.cancel(running.provider_ids[0])
         outcome = await handle.result()
@@ -134,9 +124,7 @@ async def test_stuck_response_expires_at_the_provider_deadline_and_is_cancelled(
     job = make_job(provider_deadline=timedelta(hours=2))
     emulator.control.add_fault(job_fault("response_stick", job))
     async with laneway_worker(time_skipping_env):
-        outcome = await time_skipping_env.client.execute_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        outcome = await (await start_job(time_skipping_env, settings, job)).result()
     assert outcome.status == ProductStatus.EXPIRED
     assert outcome.reason == "the provider did not finish within 2h"
     (response_id,) = emulator.control.stats()["ids"]["responses"]
@@ -154,9 +142,7 @@ async def test_archive_closes_a_failed_job_before_its_hold_ends(
     job = make_job()
     emulator.control.add_fault(job_fault("response_fail", job))
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         await wait_for_status(handle, "failed")
         view = await handle.execute_update(
             BackgroundJobWorkflow.archive, control(OPERATOR, "known outage")

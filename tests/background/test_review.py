@@ -23,6 +23,7 @@ from tests.background.conftest import (
     REVIEWER,
     WORKSPACE,
     control,
+    start_job,
     wait_for_status,
 )
 from tests.conftest import WorkerFactory
@@ -46,9 +47,7 @@ async def in_review(
         side_effect=DeliverToOutbox(directory=str(tmp_path / "outbox")),
     )
     async with laneway_worker(dev_server_env):
-        handle = await dev_server_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(dev_server_env, settings, job)
         await wait_for_status(handle, "needs_review")
         yield handle
 
@@ -125,9 +124,7 @@ async def test_second_approval_while_the_first_runs_is_refused(
 ) -> None:
     job = make_job(review_policy=ReviewPolicy.REQUIRED)
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_status(handle, "needs_review")
         first = await handle.start_update(
             BackgroundJobWorkflow.approve,
@@ -160,9 +157,7 @@ async def test_three_day_review_window_passes_in_under_a_second(
         review_expiry_action=expiry,
     )
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_status(handle, "needs_review")
         before = await time_skipping_env.get_current_time()
         started = time.monotonic()

@@ -19,7 +19,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import PostWebhook, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import OPERATOR, REVIEWER, control, wait_for_status
+from tests.background.conftest import OPERATOR, REVIEWER, control, start_job, wait_for_status
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -75,9 +75,7 @@ async def test_approved_job_is_posted_signed_once(
         side_effect=PostWebhook(url=receiver.url, secret=SECRET),
     )
     async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
+        handle = await start_job(time_skipping_env, settings, job)
         await wait_for_status(handle, "needs_review")
         await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
         outcome = await handle.result()

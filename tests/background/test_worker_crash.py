@@ -20,7 +20,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REVIEWER, control, wait_for_status
+from tests.background.conftest import REVIEWER, control, start_job, wait_for_status
 from tests.e2e.test_dev_stack import alive
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -109,9 +109,7 @@ async def test_sigkill_while_polling_then_restart(
         side_effect=DeliverToOutbox(directory=str(outbox)),
     )
     workers.append(WorkerProcess(worker_env, tmp_path / "worker-1.log"))
-    handle = await dev_server_env.client.start_workflow(
-        BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-    )
+    handle = await start_job(dev_server_env, settings, job)
     await wait_for_status(handle, "running", limit=60)
     polls_before_kill = await polls_settled(emulator)
 
