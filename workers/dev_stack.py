@@ -48,10 +48,14 @@ class AlreadyRunningError(DevStackError):
     pass
 
 
+# Loaded once here: loading a library between fork and exec could deadlock on a lock that
+# another thread (Temporal's client runtime) held at the fork.
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: if the supervisor is killed, so is the child.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
