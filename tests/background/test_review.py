@@ -13,6 +13,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError, Workflo
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
+from emulator.server import EmulatorServer
 from laneway.background import Actor, BackgroundJobInput, JobOutcome
 from laneway.jobs import DeliverToOutbox, ReviewExpiryAction, ReviewPolicy
 from laneway.settings import Settings
@@ -23,6 +24,7 @@ from tests.background.conftest import (
     REVIEWER,
     WORKSPACE,
     control,
+    job_fault,
     start_job,
     wait_for_status,
 )
@@ -170,3 +172,25 @@ async def test_three_day_review_window_passes_in_under_a_second(
     assert elapsed < 1.0
     kinds = [e.kind for e in Ledger.from_url(settings.ledger_url).list_events(job.job_id)]
     assert ("escalated" in kinds) is escalated
+
+
+async def test_approval_in_the_wrong_state_is_refused(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    emulator: EmulatorServer,
+    make_job: Callable[..., BackgroundJobInput],
+) -> None:
+    job = make_job(review_policy=ReviewPolicy.REQUIRED)
+    emulator.control.add_fault(job_fault("response_stick", job))
+    async with laneway_worker(dev_server_env):
+        handle = await start_job(dev_server_env, settings, job)
+        await wait_for_status(handle, "running")
+        before = await history_length(handle)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
+        assert "cannot approve a job that is running; allowed now: cancel" in str(
+            refused.value.cause
+        )
+        assert await history_length(handle) == before
+        await handle.terminate("test over")
