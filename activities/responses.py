@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -64,7 +65,7 @@ def snapshot_of(response: Response) -> ResponseSnapshot:
     )
 
 
-def cost_or_none(usage: Usage, model: str, tier: str) -> Any:
+def cost_or_none(usage: Usage, model: str, tier: str) -> Decimal | None:
     """The cost, or None for a model without a known price (recorded, not guessed)."""
     try:
         return cost(usage, model, tier)

@@ -44,10 +44,11 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     artifacts = ArtifactStore(settings.artifacts_path)
     responses = ResponseActivities(openai, ledger, artifacts)
     side_effects = SideEffectActivities(ledger, artifacts, httpx.AsyncClient(timeout=30.0))
+    ledger_writes = LedgerActivities(ledger)
     return [
         StackCheckActivities(openai).check_provider,
-        LedgerActivities(ledger).record_background_job,
-        LedgerActivities(ledger).record_job_status,
+        ledger_writes.record_background_job,
+        ledger_writes.record_job_status,
         responses.start_background_response,
         responses.wait_for_response_change,
         responses.get_response,
