@@ -1,55 +1,132 @@
-"""The Python client: start, status, approve, refusals in plain words, results."""
+"""The Python client against a real Temporal dev server, Laneway's worker and the emulator."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from client.jobs import JobActionRefused, JobNotFoundError, LanewayClient
-from laneway.background import Actor, BackgroundJobInput
-from laneway.jobs import ReviewPolicy
+from activities.artifacts import ArtifactStore
+from activities.ledger import Ledger, NewJob, upgrade_to_head
+from client.jobs import (
+    JobActionRefused,
+    JobNotFoundError,
+    LanewayClient,
+    ResultNotReady,
+)
+from laneway.background import Actor
+from laneway.jobs import Usage
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REQUESTER, REVIEWER, WORKSPACE, wait_for_status
-from tests.conftest import WorkerFactory
+from tests.client.conftest import (
+    BRIEF,
+    REQUESTER,
+    REVIEWER,
+    WORKSPACE,
+    research_brief,
+    wait_for_status,
+)
 
 
-async def test_start_review_approve_and_fetch(
-    dev_server_env: WorkflowEnvironment,
-    laneway_worker: WorkerFactory,
-    settings: Settings,
-    make_job: Callable[..., BackgroundJobInput],
+async def test_start_follow_approve_and_fetch_the_result(client: LanewayClient) -> None:
+    job_id = await client.start_background_job(research_brief())
+    assert job_id.startswith("job-")
+
+    first = await client.status(job_id)
+    assert (first.job_type, first.workspace, first.requested_by) == (
+        "research_brief",
+        WORKSPACE,
+        REQUESTER,
+    )
+    in_review = await wait_for_status(client, job_id, "needs_review")
+    assert in_review.allowed_actions == ["approve", "reject", "cancel", "escalate"]
+    assert in_review.cost_usd is not None and in_review.cost_usd > 0
+
+    approved = await client.approve(job_id, REVIEWER, "reads well")
+    assert approved.status == ProductStatus.COMPLETED
+    outcome = await client.wait(job_id)
+    assert (outcome.status, outcome.reason) == (ProductStatus.COMPLETED, "approved")
+    assert outcome.result is not None and outcome.result.usage.output_tokens > 0
+    assert client.fetch_result(job_id) == "Sentiment: positive. Summary: " + BRIEF
+
+
+async def test_refusals_carry_the_workflows_own_words(client: LanewayClient) -> None:
+    job_id = await client.start_background_job(research_brief())
+    await wait_for_status(client, job_id, "needs_review")
+
+    requester = Actor(id=REQUESTER, workspace=WORKSPACE, roles=frozenset({"reviewer"}))
+    with pytest.raises(JobActionRefused, match=r"^alice requested this job and cannot approve it$"):
+        await client.approve(job_id, requester)
+    outsider = Actor(id="oscar", workspace="globex", roles=frozenset({"reviewer"}))
+    with pytest.raises(JobActionRefused, match=r"^oscar is not a reviewer in workspace acme$"):
+        await client.reject(job_id, outsider)
+    assert (await client.status(job_id)).status == ProductStatus.NEEDS_REVIEW
+
+    await client.reject(job_id, REVIEWER, "off topic")
+    with pytest.raises(JobActionRefused, match=rf"^job {job_id} has ended \(canceled\)"):
+        await client.approve(job_id, REVIEWER)
+
+
+async def test_unknown_job_id_is_reported_plainly(client: LanewayClient) -> None:
+    with pytest.raises(JobNotFoundError, match=r"^no job job-missing$"):
+        await client.status("job-missing")
+    with pytest.raises(JobNotFoundError, match=r"^no job job-missing$"):
+        await client.approve("job-missing", REVIEWER)
+    with pytest.raises(JobNotFoundError, match=r"^no job job-missing$"):
+        await client.wait("job-missing")
+    with pytest.raises(JobNotFoundError, match=r"^no job job-missing in the result store$"):
+        client.fetch_result("job-missing")
+
+
+async def test_starting_one_job_id_twice_runs_one_workflow(
+    client: LanewayClient, dev_server_env: WorkflowEnvironment
 ) -> None:
-    spec = make_job("Brief on churn: customers love the great support.").spec
-    spec = spec.model_copy(update={"review_policy": ReviewPolicy.REQUIRED})
-    client = LanewayClient(dev_server_env.client, settings)
-    async with laneway_worker(dev_server_env):
-        job_id = await client.start_background_job(spec)
-        again = await client.start_background_job(spec, job_id=job_id)
-        assert again == job_id
-        await wait_for_status(client.temporal.get_workflow_handle(job_id), "needs_review")
-        requester = Actor(id=REQUESTER, workspace=WORKSPACE, roles=frozenset({"reviewer"}))
-        with pytest.raises(JobActionRefused, match="alice requested this job and cannot approve"):
-            await client.approve(job_id, requester)
-        view = await client.approve(job_id, REVIEWER, "fine")
-        assert view.status == ProductStatus.COMPLETED
-        outcome = await client.wait(job_id)
-    assert outcome.status == ProductStatus.COMPLETED
-    assert "churn" in client.fetch_result(job_id)
-    described = await client.temporal.get_workflow_handle(job_id).describe()
-    summary = await described.static_summary()
-    assert summary == "research_brief for acme, requested by alice"
-    runs = [w async for w in client.temporal.list_workflows(f"WorkflowId = '{job_id}'")]
-    assert len(runs) == 1
+    job_id = await client.start_background_job(research_brief())
+    handle = dev_server_env.client.get_workflow_handle(job_id)
+    run_id = (await handle.describe()).run_id
+
+    assert await client.start_background_job(research_brief(), job_id=job_id) == job_id
+    await wait_for_status(client, job_id, "needs_review")
+    await client.approve(job_id, REVIEWER)
+    await client.wait(job_id)
+    # Once the job has ended too: the id stays taken instead of starting a second job.
+    assert await client.start_background_job(research_brief(), job_id=job_id) == job_id
+
+    assert (await handle.describe()).run_id == run_id
+    runs = [run async for run in dev_server_env.client.list_workflows(f"WorkflowId = '{job_id}'")]
+    assert [run.run_id for run in runs] == [run_id]
 
 
-async def test_unknown_job_is_reported_plainly(
+async def test_web_ui_summary_names_the_job_without_its_prompt(
+    client: LanewayClient, dev_server_env: WorkflowEnvironment
+) -> None:
+    job_id = await client.start_background_job(research_brief("Top secret churn figures."))
+    described = await dev_server_env.client.get_workflow_handle(job_id).describe()
+    assert await described.static_summary() == "research_brief in acme, requested by alice"
+    await client.cancel(job_id, Actor(id=REQUESTER, workspace=WORKSPACE))
+
+
+async def test_fetch_result_reads_large_outputs_from_the_artifact_store(
     dev_server_env: WorkflowEnvironment, settings: Settings
 ) -> None:
+    upgrade_to_head(settings.ledger_url)
+    ledger = Ledger.from_url(settings.ledger_url)
+    spec = research_brief()
+    ledger.record_job(NewJob.background("job-large", "job-large", spec))
+    ledger.record_job(NewJob.background("job-pending", "job-pending", spec))
+    long_text = "A long brief. " * 1000
+    ref = ArtifactStore(settings.artifacts_path).put_bytes(long_text.encode(), "text/plain")
+    ledger.record_result(
+        "job-large",
+        1,
+        usage=Usage(),
+        model="gpt-4o-mini",
+        tier="standard",
+        cost_usd=None,
+        output=ref,
+    )
     client = LanewayClient(dev_server_env.client, settings)
-    with pytest.raises(JobNotFoundError, match="no job job-missing"):
-        await client.status("job-missing")
-    with pytest.raises(JobNotFoundError):
-        client.fetch_result("job-missing")
+
+    assert client.fetch_result("job-large") == long_text
+    with pytest.raises(ResultNotReady, match="job job-pending has no output yet"):
+        client.fetch_result("job-pending")
+    client.close()
