@@ -120,7 +120,10 @@ class LanewayClient:
         return job.job_id
 
     async def status(self, job_id: str) -> JobView:
-        """The job as people see it: status, reason, attempts, cost and allowed actions."""
+        """The job as people see it: status, reason, attempts, cost and allowed actions.
+
+        Answered by the job's workflow, so a worker must be serving the task queue.
+        """
         return await self._call(job_id, lambda job: job.query(BackgroundJobWorkflow.status))
 
     async def wait(self, job_id: str) -> JobOutcome:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -11,34 +13,56 @@ from pathlib import Path
 
 from tests.e2e.test_dev_stack import alive, descendants
 
+WEB_UI_LINK = re.compile(
+    r"^Web UI: http://127\.0\.0\.1:(\d+)/namespaces/default/workflows/(job-[0-9a-f]{32})$", re.M
+)
 
-def test_demo_runs_a_reviewed_job_and_cleans_up(tmp_path: Path) -> None:
-    env = {**os.environ, "LANEWAY_DATA_DIR": str(tmp_path / "var")}
+
+def run_demo_watching_children(data_dir: Path) -> tuple[int, str, set[int], float]:
+    """Run `python -m client.cli demo` as `make demo` would; remember every process it starts."""
+    started = time.monotonic()
     demo = subprocess.Popen(
         [sys.executable, "-m", "client.cli", "demo"],
-        env=env,
+        env={**os.environ, "LANEWAY_DATA_DIR": str(data_dir)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     seen: set[int] = set()
 
-    def watch() -> None:  # remember every process the demo started
+    def watch() -> None:
         while demo.poll() is None:
             seen.update(descendants(demo.pid))
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     output, _ = demo.communicate(timeout=150)
     watcher.join()
-    assert demo.returncode == 0, output
-    assert "status: needs_review" in output
-    assert "rita (reviewer) approves" in output
-    assert "status: completed (approved and delivered)" in output
-    assert "Sentiment:" in output and "durable workflows" in output
-    assert "cost $0.0000" in output
-    assert "Web UI: http://127.0.0.1:8233/namespaces/default/workflows/job-" in output
+    return demo.returncode, output, seen, time.monotonic() - started
+
+
+def test_demo_runs_a_reviewed_job_and_leaves_nothing_running(tmp_path: Path) -> None:
+    code, output, children, seconds = run_demo_watching_children(tmp_path / "var")
+
+    assert code == 0, output
+    statuses = re.findall(r"^\s+[\d.]+s  (\w+)", output, re.M)
+    assert statuses == ["queued", "running", "needs_review", "rita", "completed"], output
+    assert 'rita (reviewer in demo) approves: "reads well; deliver it"' in output
+    assert "completed     approved and delivered" in output
+
+    link = WEB_UI_LINK.search(output)
+    assert link is not None, output
+    ui_port, job_id = link.groups()
+    assert f"Temporal Web UI   http://127.0.0.1:{ui_port}\n" in output
+    outbox_file = tmp_path / "var" / "demo" / "outbox" / f"{job_id}.json"
+    delivered = json.loads(outbox_file.read_text())["output"]
+    assert delivered.startswith("Sentiment: positive. Summary: Research brief")
+    assert f"Delivered to {outbox_file}:\n  {delivered[:60]}" in output
+    assert re.search(r"^Usage: \d+ input \+ \d+ output = \d+ tokens \(gpt-4o-mini", output, re.M)
+    assert re.search(r"^Cost:  \$0\.0000\d+$", output, re.M), output
+
     assert output.rstrip().endswith("Stack stopped.")
-    assert len(seen) >= 3, "temporal, emulator and worker ran"
-    assert not [pid for pid in seen if alive(pid)], "processes outlived the demo"
+    assert len(children) >= 3, "the Temporal server, the emulator and the worker ran"
+    assert not [pid for pid in children if alive(pid)], "processes outlived the demo"
+    assert seconds < 60, f"the demo took {seconds:.0f}s"
