@@ -1,4 +1,9 @@
-"""One emulator for the conformance suite, fast enough that batches finish in a blink."""
+"""Two emulators for the conformance suite, each started once per session on a free port.
+
+`fast_emulator` runs 20,000 emulated seconds per real second, so batches finish in a blink.
+`clock_emulator` barely moves on its own (and wants a real key): tests step it with
+`control.advance_clock` to see every intermediate status.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,38 @@ from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.conformance.recorder import SpecRecorder
 
+CLOCK_KEY = "sk-conformance"
 
-@pytest.fixture(scope="module")
-def spec_emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(EmulatorConfig(speed=20_000.0))
+
+def _serve(config: EmulatorConfig) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(config)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_emulator() -> Iterator[EmulatorServer]:
+    yield from _serve(EmulatorConfig(speed=20_000.0))
+
+
+@pytest.fixture(scope="session")
+def clock_emulator() -> Iterator[EmulatorServer]:
+    yield from _serve(EmulatorConfig(speed=1e-6, api_key=CLOCK_KEY))
 
 
 @pytest.fixture
 def recorder() -> SpecRecorder:
     return SpecRecorder()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Faults a test adds end with it, so tests sharing an emulator stay independent."""
+    yield
+    for name in ("fast_emulator", "clock_emulator"):
+        if name in request.fixturenames:
+            server: EmulatorServer = request.getfixturevalue(name)
+            server.control.clear_faults()
