@@ -274,12 +274,23 @@ class BackgroundJobWorkflow:
         if self._job.spec.side_effect is None or self._result is None:
             return
         self._side_effect_started = True
-        await workflow.execute_activity(
-            RUN_SIDE_EFFECT,
-            SideEffectRequest(job_id=self._job.job_id, spec=self._job.spec, result=self._result),
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20),
-        )
+        try:
+            await workflow.execute_activity(
+                RUN_SIDE_EFFECT,
+                SideEffectRequest(
+                    job_id=self._job.job_id, spec=self._job.spec, result=self._result
+                ),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(minutes=1), maximum_attempts=20
+                ),
+            )
+        except ActivityError as error:
+            cause = error.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise _JobEnds(
+                ProductStatus.FAILED, f"the approved side effect failed: {detail}"
+            ) from None
         self._side_effect_ran = True
 
     async def _end(self, end: _JobEnds) -> None:

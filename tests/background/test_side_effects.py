@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
@@ -53,6 +54,7 @@ def receiver() -> Iterator[Receiver]:
     running = Receiver()
     yield running
     running.server.shutdown()
+    running.server.server_close()
 
 
 def signature_is_valid(header: str, body: bytes) -> bool:
@@ -121,3 +123,34 @@ async def test_escalation_flags_the_job_without_moving_it(
     events = Ledger.from_url(settings.ledger_url).list_events(job.job_id)
     escalation = next(event for event in events if event.kind == "escalated")
     assert (escalation.actor, escalation.note) == ("otto", "customer is waiting")
+
+
+async def test_a_side_effect_that_keeps_failing_fails_the_job_with_a_reason(
+    time_skipping_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    make_job: Callable[..., BackgroundJobInput],
+    receiver: Receiver,
+) -> None:
+    receiver.server.shutdown()
+    receiver.server.server_close()  # nothing listens there any more
+    job = make_job(
+        review_policy=ReviewPolicy.REQUIRED,
+        side_effect=PostWebhook(url=receiver.url, secret=SECRET),
+    )
+    async with laneway_worker(time_skipping_env):
+        handle = await start_job(time_skipping_env, settings, job)
+        await wait_for_status(handle, "needs_review")
+        # Time skips only while the test waits for the result, not for an Update's answer.
+        approval = await handle.start_update(
+            BackgroundJobWorkflow.approve,
+            control(REVIEWER),
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
+        outcome = await handle.result()
+        view = await approval.result()
+    assert view.status == ProductStatus.FAILED
+    assert outcome.status == ProductStatus.FAILED
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("the approved side effect failed: could not reach")
+    assert not outcome.side_effect_ran
