@@ -45,6 +45,9 @@ def test_completed_batch_and_its_lines(
     assert done.request_counts.total == 20 and done.request_counts.failed > 0
     assert done.completed_at is not None and done.metadata == {"lines": endpoint}
     assert_known(done)
+    assert done.output_file_id and done.error_file_id
+    for file_id in (done.output_file_id, done.error_file_id):
+        assert client.files.retrieve(file_id).purpose == "batch_output"
     output = result_lines(client, done.output_file_id)
     errors = result_lines(client, done.error_file_id)
     assert (len(output), len(errors)) == (done.request_counts.completed, done.request_counts.failed)

@@ -92,4 +92,7 @@ def test_sync_response_and_refusals(fast_emulator: EmulatorServer, recorder: Spe
         client.responses.cancel("resp_missing")
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model=MODEL, input=[])  # no input
+    client.responses.delete(sync.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(sync.id)
     recorder.assert_clean()
