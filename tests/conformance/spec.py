@@ -7,7 +7,6 @@ be null. A misspelled enum value or a missing required field still fails.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -93,25 +92,61 @@ def openapi() -> dict[str, Any]:
 # --- overlays ----------------------------------------------------------------------------------
 
 
-def allow_null_when_optional(node: Any) -> Any:
-    """Wrap every property outside its schema's `required` list in `anyOf [orig, null]`.
+COMPONENT_REF = "#/components/schemas/"
 
-    Recurses through every nested schema (properties, items, allOf/anyOf/oneOf, $defs), so a
-    null-filled object passes while required fields and enum values keep their rules.
+
+def allow_null_when_optional(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with every property outside its object's `required` list wrapped in
+    `anyOf [orig, null]`, through every nested schema (properties, items, allOf/anyOf/oneOf).
+
+    `required` counts across an allOf: Response lists `model` as required while `model` is
+    defined in its `ResponseProperties` member, so `$ref` members of an allOf are inlined and
+    told what the whole object requires; otherwise `"model": null` would pass.
     """
-    if isinstance(node, list):
-        return [allow_null_when_optional(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    result = {key: allow_null_when_optional(value) for key, value in node.items()}
-    properties = result.get("properties")
-    if isinstance(properties, dict):
-        required = set(result.get("required", []))
-        result["properties"] = {
-            name: schema if name in required else {"anyOf": [schema, {"type": "null"}]}
-            for name, schema in properties.items()
-        }
-    return result
+    return _Overlay(spec["components"]["schemas"]).node(spec, frozenset())
+
+
+def _required(node: Any) -> frozenset[str]:
+    """A schema's `required` names (an OpenAPI parameter's `required: true` is no list)."""
+    names = node.get("required") if isinstance(node, dict) else None
+    return frozenset(names) if isinstance(names, list) else frozenset()
+
+
+@dataclass
+class _Overlay:
+    components: dict[str, Any]
+
+    def node(self, node: Any, required: frozenset[str], inlined: tuple[str, ...] = ()) -> Any:
+        """`required`: names the instance this schema describes must have (from an
+        enclosing allOf/anyOf/oneOf); `inlined`: components inlined on the way, against loops."""
+        if isinstance(node, list):
+            return [self.node(item, frozenset(), inlined) for item in node]
+        if not isinstance(node, dict):
+            return node
+        required |= _required(node)
+        for member in node.get("allOf", []):
+            required |= _required(member)
+        result = {}
+        for key, value in node.items():
+            if key == "allOf":
+                result[key] = [self._member(m, required, inlined) for m in value]
+            elif key in ("anyOf", "oneOf"):
+                result[key] = [self.node(m, required, inlined) for m in value]
+            else:
+                result[key] = self.node(value, frozenset(), inlined)
+        if isinstance(result.get("properties"), dict):
+            result["properties"] = {
+                name: schema if name in required else {"anyOf": [schema, {"type": "null"}]}
+                for name, schema in result["properties"].items()
+            }
+        return result
+
+    def _member(self, member: Any, required: frozenset[str], inlined: tuple[str, ...]) -> Any:
+        ref = member.get("$ref", "") if isinstance(member, dict) else ""
+        name = ref.removeprefix(COMPONENT_REF)
+        if ref.startswith(COMPONENT_REF) and name not in inlined and len(member) == 1:
+            return self.node(self.components[name], required, (*inlined, name))
+        return self.node(member, required, inlined)
 
 
 def nullable_to_type(node: Any) -> Any:
@@ -140,7 +175,7 @@ def batch_line_schemas() -> dict[str, Any]:
 
 @cache
 def registry() -> Registry[Any]:
-    spec = allow_null_when_optional(copy.deepcopy(openapi()))
+    spec = allow_null_when_optional(openapi())
     lines = {"components": {"schemas": batch_line_schemas()}}
     return Registry().with_resources(
         [

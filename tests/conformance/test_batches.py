@@ -198,6 +198,8 @@ def test_refused_creates(fast_emulator: EmulatorServer, recorder: SpecRecorder) 
         }
         with pytest.raises(openai.BadRequestError):
             client.batches.create(**args)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        client.batches.list(limit=101)
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_missing")
     with pytest.raises(openai.NotFoundError):

@@ -37,6 +37,18 @@ def test_create_retrieve_list_content_delete(
     recorder.assert_clean()
 
 
+def test_expires_after(fast_emulator: EmulatorServer, recorder: SpecRecorder) -> None:
+    client = recorder.client(fast_emulator.base_url)
+    lines = jsonl(request_lines("/v1/embeddings", 1))
+    created = client.files.create(
+        file=("e.jsonl", lines),
+        purpose="batch",
+        expires_after={"anchor": "created_at", "seconds": 7200},
+    )
+    assert created.expires_at == created.created_at + 7200
+    recorder.assert_clean()
+
+
 def test_list_pages_in_both_orders(fast_emulator: EmulatorServer, recorder: SpecRecorder) -> None:
     client = recorder.client(fast_emulator.base_url)
     line = request_lines("/v1/embeddings", 1)
@@ -65,6 +77,11 @@ def test_refused_uploads(fast_emulator: EmulatorServer, recorder: SpecRecorder) 
     with pytest.raises(openai.BadRequestError) as bad_purpose:
         client.files.create(file=("a.jsonl", jsonl([])), purpose="nonsense")  # type: ignore[arg-type]
     assert bad_purpose.value.param == "purpose"
+    too_soon = {"anchor": "created_at", "seconds": 60}  # at least 3600
+    with pytest.raises(openai.BadRequestError):
+        client.files.create(file=("a.jsonl", jsonl([])), purpose="batch", expires_after=too_soon)
+    with pytest.raises(openai.BadRequestError):
+        client.files.list(limit=0)
     with pytest.raises(openai.BadRequestError):
         client.files.create(file=("a.txt", jsonl([])), purpose="batch")  # batch wants .jsonl
     recorder.assert_clean()

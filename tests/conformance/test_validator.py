@@ -126,6 +126,14 @@ def test_null_is_refused_where_the_field_is_required() -> None:
         validate_component("Batch", {**BATCH, "status": None})
 
 
+def test_required_counts_across_an_allof() -> None:
+    # Response requires `model` and `tools`, which its allOf member ResponseProperties defines.
+    for field in ("model", "tools"):
+        with pytest.raises(ConformanceError, match=f"{field}: None is not"):
+            validate_component("Response", {**RESPONSE, field: None})
+    validate_component("Response", {**RESPONSE, "temperature": None})  # the spec allows null
+
+
 def test_every_violation_is_listed_with_its_path() -> None:
     broken = {**BATCH, "status": "runing", "created_at": "yesterday"}
     del broken["id"]
