@@ -103,7 +103,8 @@ def allow_null_when_optional(spec: dict[str, Any]) -> dict[str, Any]:
     defined in its `ResponseProperties` member, so `$ref` members of an allOf are inlined and
     told what the whole object requires; otherwise `"model": null` would pass.
     """
-    return _Overlay(spec["components"]["schemas"]).node(spec, frozenset())
+    result: dict[str, Any] = _Overlay(spec["components"]["schemas"]).node(spec, frozenset())
+    return result
 
 
 def _required(node: Any) -> frozenset[str]:
@@ -126,7 +127,7 @@ class _Overlay:
         required |= _required(node)
         for member in node.get("allOf", []):
             required |= _required(member)
-        result = {}
+        result: dict[str, Any] = {}
         for key, value in node.items():
             if key == "allOf":
                 result[key] = [self._member(m, required, inlined) for m in value]
@@ -134,10 +135,11 @@ class _Overlay:
                 result[key] = [self.node(m, required, inlined) for m in value]
             else:
                 result[key] = self.node(value, frozenset(), inlined)
-        if isinstance(result.get("properties"), dict):
+        properties = result.get("properties")
+        if isinstance(properties, dict):
             result["properties"] = {
                 name: schema if name in required else {"anyOf": [schema, {"type": "null"}]}
-                for name, schema in result["properties"].items()
+                for name, schema in properties.items()
             }
         return result
 

@@ -77,9 +77,12 @@ def test_refused_uploads(fast_emulator: EmulatorServer, recorder: SpecRecorder) 
     with pytest.raises(openai.BadRequestError) as bad_purpose:
         client.files.create(file=("a.jsonl", jsonl([])), purpose="nonsense")  # type: ignore[arg-type]
     assert bad_purpose.value.param == "purpose"
-    too_soon = {"anchor": "created_at", "seconds": 60}  # at least 3600
-    with pytest.raises(openai.BadRequestError):
-        client.files.create(file=("a.jsonl", jsonl([])), purpose="batch", expires_after=too_soon)
+    with pytest.raises(openai.BadRequestError):  # expiry must be at least 3600 s
+        client.files.create(
+            file=("a.jsonl", jsonl([])),
+            purpose="batch",
+            expires_after={"anchor": "created_at", "seconds": 60},
+        )
     with pytest.raises(openai.BadRequestError):
         client.files.list(limit=0)
     with pytest.raises(openai.BadRequestError):
