@@ -109,8 +109,9 @@ async def list_files(
     return {
         "object": "list",
         "data": [f.render() for f in page],
-        "first_id": page[0].id if page else None,
-        "last_id": page[-1].id if page else None,
+        # ListFilesResponse requires both ids as strings, even for an empty page.
+        "first_id": page[0].id if page else "",
+        "last_id": page[-1].id if page else "",
         "has_more": start + limit < len(files),
     }
 
