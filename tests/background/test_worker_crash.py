@@ -1,70 +1,120 @@
-"""A worker killed with SIGKILL mid-job: a new worker finishes the job, nothing happens twice."""
+"""A worker killed with SIGKILL mid-job: a new worker finishes the job, nothing happens twice.
+
+The worker runs as production runs it, `python -m workers` in its own process group,
+configured by its environment only, against a real Temporal dev server (time does not skip)
+and the emulator. The ledger and the artifacts live in the test's data directory, so the
+assertions read what the worker processes wrote.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from openai import AsyncOpenAI
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
-from laneway.background import BackgroundJobInput
+from laneway.background import BackgroundJobInput, PollingPolicy
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REVIEWER, control, start_job, wait_for_status
-from tests.e2e.test_dev_stack import alive
+from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
 from workflows.background_job import BackgroundJobWorkflow
+
+POLL_ROUTE = "GET /v1/responses/{id}"
+CREATE_ROUTE = "POST /v1/responses"
+# A poll every 2 s (after the first, immediate one): the kill lands well inside a gap, and the
+# restarted worker's next poll comes soon whenever the kill happened.
+POLLING = PollingPolicy(
+    first_interval=timedelta(seconds=2), backoff=1.0, max_interval=timedelta(seconds=2)
+)
 
 
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
-    # A response runs for a minute of real time, unless the test moves the clock.
+    # A response runs for a minute of real time, unless the test moves the emulated clock.
     return EmulatorConfig(speed=600.0, response_in_progress_seconds=36_000)
 
 
 class WorkerProcess:
-    """`python -m workers` as it runs in production, configured by its environment only."""
+    """`python -m workers` in its own process group, its output in a log file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.log_path = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pgid = self.process.pid  # start_new_session: the worker leads its own group
+
+    @property
+    def identity_prefix(self) -> str:
+        """Temporal's default worker identity is `<pid>@<host>`."""
+        return f"{self.process.pid}@"
+
+    def group_alive(self) -> bool:
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL the whole group: no shutdown, no activity completion, no goodbye to Temporal."""
+        if self.group_alive():
+            os.killpg(self.pgid, signal.SIGKILL)
         self.process.wait(10)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as an operator stops a worker; SIGKILL if it does not stop in time."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            os.killpg(self.pgid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+        if self.group_alive():
+            self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture
 def worker_env(
     dev_server_env: WorkflowEnvironment, settings: Settings, emulator: EmulatorServer
 ) -> dict[str, str]:
+    # Nothing Laneway- or OpenAI-specific leaks in from the developer's environment.
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LANEWAY_", "OPENAI_"))
+    }
     return {
-        **os.environ,
+        **inherited,
         "LANEWAY_TEMPORAL_ADDRESS": dev_server_env.client.service_client.config.target_host,
+        "LANEWAY_TEMPORAL_NAMESPACE": dev_server_env.client.namespace,
         "LANEWAY_TASK_QUEUE": settings.task_queue,
         "LANEWAY_DATA_DIR": str(settings.data_dir),
         "LANEWAY_LOG_FORMAT": "json",
@@ -74,62 +124,200 @@ def worker_env(
 
 
 @pytest.fixture
-def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+def start_worker(
+    worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[[], WorkerProcess]]:
+    """Starts worker processes; whatever happens in the test, none outlives it."""
     started: list[WorkerProcess] = []
-    yield started
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(worker_env, tmp_path / f"worker-{len(started) + 1}.log")
+        started.append(worker)
+        return worker
+
+    yield start
     for worker in started:
         worker.stop()
+    for worker in started:
+        print(f"--- {worker.log_path.name} (exit {worker.process.returncode})\n{worker.log()}")
+    assert not [w.process.pid for w in started if w.group_alive()], "a worker outlived the test"
 
 
-async def polls_settled(emulator: EmulatorServer) -> int:
-    """Wait until a poll has happened and none is in flight; return how many there were."""
-    seen = -1
-    for _ in range(200):
-        polls = int(emulator.control.stats()["requests"].get("GET /v1/responses/{id}", 0))
-        if polls and polls == seen:
-            return polls
-        seen = polls
-        await asyncio.sleep(0.25)
-    raise AssertionError("the job never polled the provider")
+async def wait_until_polling(
+    client: Client, task_queue: str, worker: WorkerProcess, limit: float = 30
+) -> None:
+    """Until Temporal lists this very process among the task queue's workflow pollers."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise AssertionError(f"the worker exited {worker.process.returncode}:\n{worker.log()}")
+        described = await client.workflow_service.describe_task_queue(request)
+        if any(p.identity.startswith(worker.identity_prefix) for p in described.pollers):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the worker never polled {task_queue}:\n{worker.log()}")
+
+
+async def wait_for(
+    probe: Callable[[], Any], what: str, limit: float = 30, every: float = 0.05
+) -> Any:
+    """Until `probe()` returns something truthy; returns it."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def request_count(emulator: EmulatorServer, route: str) -> int:
+    return int(emulator.control.stats()["requests"].get(route, 0))
+
+
+async def between_polls(emulator: EmulatorServer, quiet: float = 0.3) -> int:
+    """Wait for a first answered poll, then until no new one arrives for `quiet` seconds.
+
+    Polls are answered well within `quiet`, and the next one is due a second or more after
+    the last, so this returns early in the gap between two polls. Returns the poll count.
+    """
+    await wait_for(lambda: request_count(emulator, POLL_ROUTE), "a first poll", limit=30)
+    seen, since = request_count(emulator, POLL_ROUTE), time.monotonic()
+    while time.monotonic() - since < quiet:
+        await asyncio.sleep(0.05)
+        now = request_count(emulator, POLL_ROUTE)
+        if now != seen:
+            seen, since = now, time.monotonic()
+    return seen
 
 
 async def test_sigkill_while_polling_then_restart(
     dev_server_env: WorkflowEnvironment,
     settings: Settings,
     emulator: EmulatorServer,
-    worker_env: dict[str, str],
-    workers: list[WorkerProcess],
+    openai_client: AsyncOpenAI,
+    start_worker: Callable[[], WorkerProcess],
     make_job: Callable[..., BackgroundJobInput],
     tmp_path: Path,
 ) -> None:
+    client = dev_server_env.client
     outbox = tmp_path / "outbox"
     job = make_job(
         "Crash test brief: the recovery was great.",
         review_policy=ReviewPolicy.REQUIRED,
         side_effect=DeliverToOutbox(directory=str(outbox)),
-    )
-    workers.append(WorkerProcess(worker_env, tmp_path / "worker-1.log"))
+    ).model_copy(update={"polling": POLLING})
+
+    first = start_worker()
+    await wait_until_polling(client, settings.task_queue, first)
     handle = await start_job(dev_server_env, settings, job)
-    await wait_for_status(handle, "running", limit=60)
-    polls_before_kill = await polls_settled(emulator)
+    await wait_for_status(handle, ProductStatus.RUNNING)
+    polls_at_kill = await between_polls(emulator)
+    response_id = (await handle.query(BackgroundJobWorkflow.status)).provider_ids[-1]
 
-    killed = workers[0]
-    killed.kill()
-    assert not alive(killed.process.pid)
-    emulator.control.advance_clock(40_000)  # the provider finishes while no worker runs
-    await asyncio.sleep(1)
-    assert emulator.control.stats()["requests"]["GET /v1/responses/{id}"] == polls_before_kill
+    first.kill()
+    assert not first.group_alive(), "the killed worker's process group is still there"
+    # The provider finishes while no worker runs; nobody polls it meanwhile.
+    emulator.control.advance_clock(40_000)
+    assert request_count(emulator, POLL_ROUTE) == polls_at_kill
+    assert (await openai_client.responses.retrieve(response_id)).status == "completed"
+    polls_at_restart = polls_at_kill + 1  # counting the test's own look just now
 
-    workers.append(WorkerProcess(worker_env, tmp_path / "worker-2.log"))
-    await wait_for_status(handle, "needs_review", limit=90)
+    second = start_worker()
+    await wait_until_polling(client, settings.task_queue, second)
+    await wait_for_status(handle, ProductStatus.NEEDS_REVIEW, limit=45)
     await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER, "ok"))
     outcome = await handle.result()
 
-    assert outcome.status == ProductStatus.COMPLETED
-    assert emulator.control.stats()["counts"]["responses"] == 1
-    assert [path.name for path in outbox.iterdir()] == [f"{job.job_id}.json"]
+    assert outcome.status == ProductStatus.COMPLETED, outcome.reason
+    assert outcome.attempts == 1
+    assert outcome.side_effect_ran
+    stats = emulator.control.stats()
+    assert stats["counts"]["responses"] == 1, stats
+    assert stats["requests"][CREATE_ROUTE] == 1, stats
+    assert stats["requests"][POLL_ROUTE] > polls_at_restart, "the new worker never polled"
+
     ledger = Ledger.from_url(settings.ledger_url)
+    record = ledger.get_job(job.job_id)
+    assert record is not None and record.provider_ids == [response_id]
+    stored = ledger.get_result(job.job_id, 1)
+    assert stored is not None and stored.inline_output
+    assert ledger.get_result(job.job_id, 2) is None
     kinds = [event.kind for event in ledger.list_events(job.job_id)]
-    assert kinds.count("side_effect_ran") == 1
     assert kinds.count("created") == 1
-    assert ledger.get_result(job.job_id) is not None
+    assert kinds.count("approved") == 1
+    assert kinds.count("side_effect_ran") == 1
+    assert [path.name for path in outbox.iterdir()] == [f"{job.job_id}.json"]
+    delivered = json.loads((outbox / f"{job.job_id}.json").read_text())
+    assert delivered["output"] == stored.inline_output
+    assert "recovery was great" in delivered["output"]
+
+    assert second.stop() == 0, "the restarted worker did not stop cleanly on SIGTERM"
+
+
+async def test_sigkill_during_create_then_restart_creates_nothing_twice(
+    dev_server_env: WorkflowEnvironment,
+    settings: Settings,
+    emulator: EmulatorServer,
+    start_worker: Callable[[], WorkerProcess],
+    make_job: Callable[..., BackgroundJobInput],
+) -> None:
+    """The worker dies with its create on the wire; the provider creates the response anyway.
+
+    The restarted worker retries the create (once the dead attempt's 30 s timeout passes) and,
+    thanks to the idempotency key, gets the same response back instead of a second one.
+    """
+    client = dev_server_env.client
+    job = make_job("Crash test: an uncertain create.").model_copy(update={"polling": POLLING})
+    held = emulator.control.add_fault(
+        job_fault("latency", job, latency_seconds=2.0, times=1)
+        | {"match": {"method": "POST", "path_regex": "^/v1/responses$"}}
+    )
+    intent_key = f"{job.job_id}/attempt-1"
+
+    first = start_worker()
+    await wait_until_polling(client, settings.task_queue, first)
+    handle = await start_job(dev_server_env, settings, job)
+
+    def create_held() -> bool:
+        return any(f["id"] == held.id and f["fired"] for f in emulator.control.faults())
+
+    await wait_for(create_held, "the create to reach the provider")
+    first.kill()
+    assert not first.group_alive(), "the killed worker's process group is still there"
+
+    # The provider goes on with the create after the caller has gone.
+    await wait_for(lambda: emulator.control.stats()["counts"].get("responses"), "the create")
+    ledger = Ledger.from_url(settings.ledger_url)
+    intent = ledger.get_provider_intent(intent_key)
+    assert intent is not None and intent.provider_id is None, "the create should be uncertain"
+    emulator.control.advance_clock(40_000)
+
+    second = start_worker()
+    await wait_until_polling(client, settings.task_queue, second)
+    # The dead attempt times out after 30 s; the new worker then sends the create again.
+    await wait_for(lambda: request_count(emulator, CREATE_ROUTE) >= 2, "the retried create", 50)
+    stats = emulator.control.stats()
+    assert stats["counts"]["responses"] == 1, f"a second response was created: {stats['ids']}"
+    response_id = stats["ids"]["responses"][0]
+    outcome = await asyncio.wait_for(handle.result(), timeout=20)
+
+    assert outcome.status == ProductStatus.COMPLETED, outcome.reason
+    assert outcome.attempts == 1
+    stats = emulator.control.stats()
+    assert stats["counts"]["responses"] == 1, stats
+    assert stats["requests"][CREATE_ROUTE] == 2, "the create should have been retried once"
+    intent = ledger.get_provider_intent(intent_key)
+    assert intent is not None and intent.provider_id == response_id
+    record = ledger.get_job(job.job_id)
+    assert record is not None and record.provider_ids == [response_id]
+    assert ledger.get_result(job.job_id, 1) is not None
+    assert ledger.get_result(job.job_id, 2) is None
+    assert outcome.result is not None and outcome.result.output_chars > 0
+
+    assert second.stop() == 0, "the restarted worker did not stop cleanly on SIGTERM"
