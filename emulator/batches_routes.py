@@ -20,16 +20,14 @@ async def create_batch(
     body: Annotated[dict[str, Any], Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    store = emulator.store
-    with store.lock:
-        replayed = store.replay(ROUTE, idempotency_key)
-        if replayed is not None and replayed in store.batches:
-            return store.batches[replayed].render()
-        batch = _new_batch(emulator, body)
-        store.remember(ROUTE, idempotency_key, batch.id)
-        store.batches[batch.id] = batch
-        store.count("batches", batch.id)
-        return batch.render()
+    created = emulator.store.create_once(
+        ROUTE,
+        idempotency_key,
+        emulator.store.batches,
+        "batches",
+        lambda: _new_batch(emulator, body),
+    )
+    return created.render()
 
 
 def _new_batch(emulator: Emulator, body: dict[str, Any]) -> BatchRecord:

@@ -22,16 +22,14 @@ async def create_response(
     body: Annotated[dict[str, Any], Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    store = emulator.store
-    with store.lock:
-        replayed = store.replay(ROUTE, idempotency_key)
-        if replayed is not None and replayed in store.responses:
-            return store.responses[replayed].render()
-        record = _create(emulator, body)
-        store.remember(ROUTE, idempotency_key, record.id)
-        store.responses[record.id] = record
-        store.count("responses", record.id)
-        return record.render()
+    created = emulator.store.create_once(
+        ROUTE,
+        idempotency_key,
+        emulator.store.responses,
+        "responses",
+        lambda: _create(emulator, body),
+    )
+    return created.render()
 
 
 def _create(emulator: Emulator, body: dict[str, Any]) -> ResponseRecord:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from emulator import ids
 from emulator.batch_model import BatchRecord
 from emulator.responses_model import ResponseRecord
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Identified = TypeVar("_Identified", bound=_HasId)
 
 FILE_TTL_SECONDS = 30 * 24 * 3600
 
@@ -90,6 +99,25 @@ class Store:
             return None
         with self.lock:
             return self._idempotency.get((route, key))
+
+    def create_once(
+        self,
+        route: str,
+        key: str | None,
+        objects: dict[str, _Identified],
+        kind: str,
+        make: Callable[[], _Identified],
+    ) -> _Identified:
+        """Same Idempotency-Key on the same route: the same object, created and counted once."""
+        with self.lock:
+            replayed = self.replay(route, key)
+            if replayed is not None and replayed in objects:
+                return objects[replayed]
+            created = make()
+            self.remember(route, key, created.id)
+            objects[created.id] = created
+            self.count(kind, created.id)
+            return created
 
     def remember(self, route: str, key: str | None, object_id: str) -> str:
         """Record `object_id` under the key; returns the id that owns the key (first wins)."""
