@@ -68,32 +68,15 @@ class ArtifactStore:
         self, source: Readable | Iterable[bytes], media_type: str = DEFAULT_MEDIA_TYPE
     ) -> ArtifactRef:
         """Store bytes from a binary file object or an iterable of chunks, in constant memory."""
-        incoming = self.root / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        handle, temp_name = tempfile.mkstemp(dir=incoming, prefix=".part-")
-        temp_path = Path(temp_name)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                for chunk in _chunks_of(source):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            ref = ArtifactRef(
-                uri=uri_for(digest.hexdigest()),
-                sha256=digest.hexdigest(),
-                size_bytes=size,
-                media_type=media_type,
-            )
-            final = self.path_for(ref)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp_path, final)  # atomic; same bytes if it already existed
-            return ref
-        finally:
-            temp_path.unlink(missing_ok=True)
+        with self.writer(media_type) as writer:
+            for chunk in _chunks_of(source):
+                writer.write(chunk)
+        return writer.ref
+
+    def writer(self, media_type: str = DEFAULT_MEDIA_TYPE) -> ArtifactWriter:
+        """An artifact written piece by piece: `with store.writer() as w: w.write(...)`,
+        then `w.ref`. Nothing appears in the store unless the block ends without error."""
+        return ArtifactWriter(self, media_type)
 
     def put_file(self, path: Path, media_type: str = DEFAULT_MEDIA_TYPE) -> ArtifactRef:
         with path.open("rb") as source:
@@ -144,6 +127,67 @@ class ArtifactStore:
         if not _HEX_DIGEST.match(sha256) or sha256 != ref.sha256:
             raise ArtifactError(f"malformed artifact reference {ref.uri!r} (sha256 {ref.sha256})")
         return sha256
+
+
+class ArtifactWriter:
+    """Writes to a temporary file in the store; on close, fsyncs and renames it into place."""
+
+    def __init__(self, store: ArtifactStore, media_type: str) -> None:
+        self._store = store
+        self._media_type = media_type
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self._ref: ArtifactRef | None = None
+        incoming = store.root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=incoming, prefix=".part-")
+        self._temp_path = Path(temp_name)
+        self._out = os.fdopen(handle, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._digest.update(data)
+        self.size += len(data)
+        self._out.write(data)
+
+    @property
+    def ref(self) -> ArtifactRef:
+        if self._ref is None:
+            raise ArtifactError("the artifact is complete only once its writer is closed")
+        return self._ref
+
+    def close(self) -> ArtifactRef:
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+            sha256 = self._digest.hexdigest()
+            ref = ArtifactRef(
+                uri=uri_for(sha256),
+                sha256=sha256,
+                size_bytes=self.size,
+                media_type=self._media_type,
+            )
+            final = self._store.path_for(ref)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._temp_path, final)  # atomic; same bytes if it already existed
+            self._ref = ref
+            return ref
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if not self._out.closed:
+            self._out.close()
+        self._temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def _check(ref: ArtifactRef, sha256: str, size: int) -> None:

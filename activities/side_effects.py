@@ -47,6 +47,26 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(part.name, path)
 
 
+async def post_signed(
+    http: httpx.AsyncClient, effect: PostWebhook, job_id: str, body: bytes
+) -> str:
+    """POST `body` signed, keyed by the job id; a 4xx that retrying cannot fix is final."""
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": job_id,
+        SIGNATURE_HEADER: sign(effect.secret.get_secret_value(), int(time.time()), body),
+    }
+    try:
+        answer = await http.post(effect.url, content=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise ApplicationError(f"could not reach {effect.url}: {error}") from error
+    if answer.is_success:
+        return effect.url
+    message = f"{effect.url} answered {answer.status_code}"
+    final = 400 <= answer.status_code < 500 and answer.status_code not in (408, 409, 429)
+    raise ApplicationError(message, non_retryable=final)
+
+
 @dataclass
 class SideEffectActivities:
     ledger: Ledger
@@ -102,20 +122,7 @@ class SideEffectActivities:
         return str(path)
 
     async def _post(self, effect: PostWebhook, job_id: str, body: bytes) -> str:
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": job_id,
-            SIGNATURE_HEADER: sign(effect.secret.get_secret_value(), int(time.time()), body),
-        }
-        try:
-            answer = await self.http.post(effect.url, content=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise ApplicationError(f"could not reach {effect.url}: {error}") from error
-        if answer.is_success:
-            return effect.url
-        message = f"{effect.url} answered {answer.status_code}"
-        final = 400 <= answer.status_code < 500 and answer.status_code not in (408, 409, 429)
-        raise ApplicationError(message, non_retryable=final)
+        return await post_signed(self.http, effect, job_id, body)
 
     def _record_delivery(self, job_id: str, where: str) -> None:
         self.ledger.finish_side_effect(job_id, "delivered", note=where)

@@ -177,7 +177,7 @@ class InputSummary(BaseModel):
     review_policy: ReviewPolicy
 
 
-def _check_metadata(metadata: dict[str, str]) -> dict[str, str]:
+def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
     problems: list[str] = []
     if len(metadata) > METADATA_MAX_PAIRS:
         problems.append(f"at most {METADATA_MAX_PAIRS} pairs (got {len(metadata)})")
@@ -224,7 +224,7 @@ class JobSpec(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_within_limits(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_metadata(value)
+        return check_metadata(value)
 
     @model_validator(mode="after")
     def _side_effect_behind_approval(self) -> JobSpec:

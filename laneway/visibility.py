@@ -16,6 +16,12 @@ SEARCH_ATTRIBUTES: Final[dict[str, SearchAttributeType]] = {
     "LanewayJobType": "Keyword",
     "LanewayWorkspace": "Keyword",
     "LanewayProviderIds": "KeywordList",
+    # Batch jobs' progress. The dev server's SQL visibility allows 3 Int attributes, so the
+    # round and pending records travel in the LanewayProgress keyword beside these counts.
+    "LanewayRecordsTotal": "Int",
+    "LanewayRecordsSucceeded": "Int",
+    "LanewayRecordsFailed": "Int",
+    "LanewayProgress": "Keyword",
 }
 
 

@@ -14,8 +14,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.artifacts import ArtifactStore
+from activities.batch_jobs import BatchJobActivities
+from activities.batches import BatchProviderActivities
 from activities.job_ledger import LedgerActivities
 from activities.ledger import Ledger, upgrade_to_head
+from activities.ledger.batch_records import BatchRecords
 from activities.openai_client import ProviderNotConfiguredError, build_openai_client
 from activities.responses import ResponseActivities
 from activities.side_effects import SideEffectActivities
@@ -24,11 +27,18 @@ from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, load_settings
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
+from workflows.batch_job import BatchJobWorkflow
+from workflows.batch_shard import BatchShardWorkflow
 from workflows.stack_check import StackCheckWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: Sequence[type] = (StackCheckWorkflow, BackgroundJobWorkflow)
+WORKFLOWS: Sequence[type] = (
+    StackCheckWorkflow,
+    BackgroundJobWorkflow,
+    BatchJobWorkflow,
+    BatchShardWorkflow,
+)
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -43,8 +53,12 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     ledger = open_ledger(settings)
     artifacts = ArtifactStore(settings.artifacts_path)
     responses = ResponseActivities(openai, ledger, artifacts)
-    side_effects = SideEffectActivities(ledger, artifacts, httpx.AsyncClient(timeout=30.0))
+    http = httpx.AsyncClient(timeout=30.0)
+    side_effects = SideEffectActivities(ledger, artifacts, http)
     ledger_writes = LedgerActivities(ledger)
+    records = BatchRecords(ledger.engine)
+    batch_jobs = BatchJobActivities(ledger, records, artifacts, http)
+    batches = BatchProviderActivities(openai, ledger, records, artifacts)
     return [
         StackCheckActivities(openai).check_provider,
         ledger_writes.record_background_job,
@@ -55,6 +69,18 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         responses.cancel_response,
         responses.store_response_result,
         side_effects.run_side_effect,
+        batch_jobs.record_batch_job,
+        batch_jobs.validate_batch_input,
+        batch_jobs.plan_batch,
+        batch_jobs.plan_retry_round,
+        batch_jobs.count_batch_records,
+        batch_jobs.build_batch_results,
+        batch_jobs.run_batch_side_effect,
+        batches.submit_batch_shard,
+        batches.wait_for_batch_change,
+        batches.get_batch,
+        batches.cancel_batch,
+        batches.ingest_batch_shard,
     ]
 
 

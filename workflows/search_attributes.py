@@ -14,13 +14,25 @@ LANEWAY_LANE: Final = SearchAttributeKey.for_keyword("LanewayLane")
 LANEWAY_JOB_TYPE: Final = SearchAttributeKey.for_keyword("LanewayJobType")
 LANEWAY_WORKSPACE: Final = SearchAttributeKey.for_keyword("LanewayWorkspace")
 LANEWAY_PROVIDER_IDS: Final = SearchAttributeKey.for_keyword_list("LanewayProviderIds")
+LANEWAY_RECORDS_TOTAL: Final = SearchAttributeKey.for_int("LanewayRecordsTotal")
+LANEWAY_RECORDS_SUCCEEDED: Final = SearchAttributeKey.for_int("LanewayRecordsSucceeded")
+LANEWAY_RECORDS_FAILED: Final = SearchAttributeKey.for_int("LanewayRecordsFailed")
+LANEWAY_PROGRESS: Final = SearchAttributeKey.for_keyword("LanewayProgress")
 
-ALL_KEYS: Final[tuple[SearchAttributeKey[str] | SearchAttributeKey[Sequence[str]], ...]] = (
+ALL_KEYS: Final[
+    tuple[
+        SearchAttributeKey[str] | SearchAttributeKey[Sequence[str]] | SearchAttributeKey[int], ...
+    ]
+] = (
     LANEWAY_STATUS,
     LANEWAY_LANE,
     LANEWAY_JOB_TYPE,
     LANEWAY_WORKSPACE,
     LANEWAY_PROVIDER_IDS,
+    LANEWAY_RECORDS_TOTAL,
+    LANEWAY_RECORDS_SUCCEEDED,
+    LANEWAY_RECORDS_FAILED,
+    LANEWAY_PROGRESS,
 )
 
 # The typed keys and the server registration list must never drift apart.

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "laneway_read_only"  # execution option: a transaction that never writes
 
 
 def create_ledger_engine(url: str | URL) -> Engine:
@@ -44,4 +45,6 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction cannot
         # fail half way with "database is locked" when another writer got there first.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Long reads (streaming a batch job's records) say so and take no write lock.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

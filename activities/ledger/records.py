@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from laneway.batch import BatchJobSpec
 from laneway.jobs import ArtifactRef, JobSpec, Usage
 from laneway.status import Lane, ProductStatus
 
@@ -40,6 +41,30 @@ class NewJob(_Record):
             requested_by=spec.requested_by,
             review_policy=spec.review_policy.value,
             input_summary=spec.input_summary().model_dump(mode="json"),
+        )
+
+    @classmethod
+    def batch(cls, job_id: str, workflow_id: str, spec: BatchJobSpec) -> NewJob:
+        template = spec.template
+        summary = {
+            "input": spec.input.model_dump(mode="json"),
+            "input_format": spec.input_format.value,
+            "endpoint": template.endpoint if template else spec.endpoint,
+            "model": template.model if template else None,
+            "bad_lines": spec.bad_lines.value,
+            "shard_limits": spec.shard_limits.model_dump(),
+            "max_rounds": spec.max_rounds,
+            "side_effect": spec.side_effect.kind if spec.side_effect else None,
+        }
+        return cls(
+            job_id=job_id,
+            workflow_id=workflow_id,
+            lane=Lane.BATCH,
+            job_type=spec.job_type,
+            workspace=spec.workspace,
+            requested_by=spec.requested_by,
+            review_policy=spec.review_policy.value,
+            input_summary=summary,
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -177,3 +178,31 @@ class SideEffect(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class BatchRecord(Base):
+    """One input record of a batch job: which round and shard carry it, and how it ended."""
+
+    __tablename__ = "batch_records"
+    __table_args__ = (
+        Index("ix_batch_records_job_id_line_no", "job_id", "line_no"),
+        Index("ix_batch_records_job_id_round_shard", "job_id", "round", "shard"),
+    )
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), primary_key=True)
+    custom_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    line_no: Mapped[int] = mapped_column(BigInteger)
+    round: Mapped[int] = mapped_column(Integer)
+    shard: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(128))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(String(128))
+    output_uri: Mapped[str | None] = mapped_column(String(1024))
+    output_offset: Mapped[int | None] = mapped_column(BigInteger)
+    output_length: Mapped[int | None] = mapped_column(Integer)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

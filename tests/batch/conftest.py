@@ -1,0 +1,112 @@
+"""Fixtures for the batch lane: input files, job specs, and a client-side job runner."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.artifacts import ArtifactStore
+from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress, RequestTemplate
+from laneway.jobs import ArtifactRef
+from laneway.settings import Settings
+from workflows.batch_job import BatchJobWorkflow
+
+WORKSPACE = "acme"
+REQUESTER = "alice"
+MODEL = "gpt-4o-mini"
+
+BatchHandle = WorkflowHandle[BatchJobWorkflow, BatchOutcome]
+
+
+def write_jsonl(path: Path, items: Iterable[Any]) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for item in items:
+            out.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+    return path
+
+
+def records(count: int, start: int = 0) -> Iterable[dict[str, Any]]:
+    for n in range(start, start + count):
+        yield {"id": f"rec-{n}", "title": f"Ticket {n}: the export is slow"}
+
+
+def request_lines(count: int, *, url: str = "/v1/responses") -> Iterable[dict[str, Any]]:
+    for n in range(count):
+        yield {
+            "custom_id": f"req-{n}",
+            "method": "POST",
+            "url": url,
+            "body": {"model": MODEL, "input": f"Classify ticket {n}"},
+        }
+
+
+def store_input(settings: Settings, path: Path) -> ArtifactRef:
+    return ArtifactStore(settings.artifacts_path).put_file(path, "application/jsonl")
+
+
+def classify_template(**fields: Any) -> RequestTemplate:
+    return RequestTemplate(
+        endpoint="/v1/responses",
+        model=MODEL,
+        prompt_template="Classify this ticket: {title}",
+        id_field="id",
+        **fields,
+    )
+
+
+def make_batch_job(
+    settings: Settings, path: Path, *, job_input: dict[str, Any] | None = None, **spec: Any
+) -> BatchJobInput:
+    if "template" in spec:
+        spec.setdefault("input_format", "records")
+    return BatchJobInput(
+        job_id=f"batch-{uuid.uuid4().hex[:12]}",
+        spec=BatchJobSpec(
+            job_type="ticket_triage",
+            workspace=WORKSPACE,
+            requested_by=REQUESTER,
+            input=store_input(settings, path),
+            **spec,
+        ),
+        **(job_input or {}),
+    )
+
+
+async def start_batch(
+    env: WorkflowEnvironment, settings: Settings, job: BatchJobInput
+) -> BatchHandle:
+    return await env.client.start_workflow(
+        BatchJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+    )
+
+
+async def wait_until(
+    handle: BatchHandle, check: Callable[[BatchProgress], bool], limit: float = 60
+) -> BatchProgress:
+    deadline = time.monotonic() + limit
+    view: BatchProgress | None = None
+    while time.monotonic() < deadline:
+        view = await handle.query(BatchJobWorkflow.status)
+        if check(view):
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the batch job never got there; last seen {view}")
+
+
+def batch_fault(kind: str, job: BatchJobInput, **fields: Any) -> dict[str, Any]:
+    """An emulator fault rule aimed at this job's batches only."""
+    match = {"metadata_key": "laneway_job_id", "metadata_value": job.job_id}
+    match.update(fields.pop("match", {}))
+    return {"kind": kind, "match": match, **fields}
+
+
+def read_jsonl(store: ArtifactStore, ref: ArtifactRef) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in store.read_bytes(ref).splitlines() if line.strip()]

@@ -1,0 +1,249 @@
+"""BatchShardWorkflow: one shard of a batch job, from upload to its records in the ledger.
+
+A child of BatchJobWorkflow, with the id `<job workflow id>/round-<r>/shard-<i>`. It submits
+the shard (the idempotency key is derived from that id and the submission number), follows
+the batch with a poll activity whose retries do the waiting, resubmits a batch the provider
+refused for the enqueued-token limit after a durable backoff, and ingests the output and error
+files. Asked to stop (a `stop` signal from its job, or Temporal cancellation), it cancels the
+batch at the provider, waits for it to settle and still ingests the partial results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from laneway.background import PROVIDER_REJECTED
+    from laneway.batch import (
+        BATCH_UNCHANGED,
+        CANCEL_BATCH,
+        GET_BATCH,
+        INGEST_SHARD,
+        SUBMIT_SHARD,
+        TOKEN_LIMIT_EXCEEDED,
+        WAIT_FOR_BATCH_CHANGE,
+        BatchSnapshot,
+        IngestRequest,
+        ShardJob,
+        ShardOutcome,
+        SubmitShardRequest,
+        WaitForBatchRequest,
+    )
+    from laneway.status import TERMINAL_BATCH_STATUSES
+    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY, wait_for
+
+# The provider ends every batch within its 24h window (expired at the latest); a batch still
+# not ended after this is cancelled and ingested as it stands.
+PROVIDER_DEADLINE = timedelta(hours=26)
+INGEST_TIMEOUT = timedelta(minutes=30)
+INGEST_HEARTBEAT = timedelta(seconds=20)
+
+
+@workflow.defn
+class BatchShardWorkflow:
+    @workflow.init
+    def __init__(self, job: ShardJob) -> None:
+        self._job = job
+        self._stop_reason: str | None = None
+        self._provider_event_pending = False
+        self._batch: BatchSnapshot | None = None
+        self._batch_ids: list[str] = []
+        self._cancel_sent = False
+
+    @workflow.run
+    async def run(self, job: ShardJob) -> ShardOutcome:
+        try:
+            return await self._lifecycle()
+        except asyncio.CancelledError:
+            # Cancelled through Temporal (e.g. its job was terminated): the provider batch is
+            # still cancelled and its partial results kept before the cancellation stands.
+            self._stop_reason = self._stop_reason or "cancelled through Temporal"
+            await self._settle_and_ingest()
+            raise
+
+    async def _lifecycle(self) -> ShardOutcome:
+        submission = 0
+        while True:
+            if self._stop_reason is not None and self._batch is None:
+                return await self._ingest(None, None)
+            submission += 1
+            batch = await self._submit(submission)
+            batch = await self._follow(batch)
+            if self._refused_for_token_limit(batch) and self._stop_reason is None:
+                if submission <= self._job.max_token_limit_resubmits:
+                    await wait_for(
+                        lambda: self._stop_reason is not None, self._job.token_limit_backoff
+                    )
+                    self._batch = None
+                    continue
+                return await self._ingest(batch, self._token_limit_reason(batch), retryable=True)
+            return await self._ingest(batch, self._failure_reason(batch))
+
+    async def _settle_and_ingest(self) -> ShardOutcome:
+        batch = self._batch
+        if batch is None:
+            return await self._ingest(None, None)
+        batch = await self._follow(batch)
+        return await self._ingest(batch, self._failure_reason(batch))
+
+    # ---- the provider batch ------------------------------------------------------------------
+
+    async def _submit(self, submission: int) -> BatchSnapshot:
+        job = self._job
+        request = SubmitShardRequest(
+            job_id=job.job_id,
+            shard=job.shard,
+            endpoint=job.endpoint,
+            idempotency_key=f"{workflow.info().workflow_id}/submission-{submission}",
+            submission=submission,
+        )
+        batch: BatchSnapshot = await workflow.execute_activity(
+            SUBMIT_SHARD,
+            request,
+            result_type=BatchSnapshot,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=PROVIDER_RETRY,
+        )
+        self._batch = batch
+        self._batch_ids.append(batch.batch_id)
+        await self._tell_parent(batch.batch_id)
+        return batch
+
+    async def _tell_parent(self, batch_id: str) -> None:
+        parent = workflow.info().parent
+        if parent is not None:
+            handle = workflow.get_external_workflow_handle(parent.workflow_id)
+            await handle.signal("shard_batch_created", args=[workflow.info().workflow_id, batch_id])
+
+    async def _follow(self, batch: BatchSnapshot) -> BatchSnapshot:
+        while batch.status not in TERMINAL_BATCH_STATUSES:
+            if self._stop_reason is not None and not self._cancel_sent:
+                self._cancel_sent = True
+                batch = await self._provider(CANCEL_BATCH, batch.batch_id)
+                continue
+            batch = await self._next_change(batch)
+            self._batch = batch
+        return batch
+
+    async def _next_change(self, batch: BatchSnapshot) -> BatchSnapshot:
+        """The poll activity, a provider event or a stop request, whichever comes first."""
+        polling = self._job.polling
+        poll = workflow.start_activity(
+            WAIT_FOR_BATCH_CHANGE,
+            WaitForBatchRequest(
+                batch_id=batch.batch_id,
+                last_status=batch.status,
+                last_completed=batch.completed,
+                last_failed=batch.failed,
+            ),
+            result_type=BatchSnapshot,
+            start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+            schedule_to_close_timeout=PROVIDER_DEADLINE,
+            retry_policy=RetryPolicy(
+                initial_interval=polling.first_interval,
+                backoff_coefficient=polling.backoff,
+                maximum_interval=polling.max_interval,
+                non_retryable_error_types=[PROVIDER_REJECTED],
+            ),
+        )
+        interrupt = asyncio.create_task(
+            workflow.wait_condition(
+                lambda: (
+                    self._provider_event_pending
+                    or (self._stop_reason is not None and not self._cancel_sent)
+                )
+            )
+        )
+        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
+        if poll.done():
+            interrupt.cancel()
+            return await self._poll_result(poll, batch)
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
+        self._provider_event_pending = False
+        return await self._provider(GET_BATCH, batch.batch_id)
+
+    async def _poll_result(
+        self, poll: asyncio.Future[BatchSnapshot], batch: BatchSnapshot
+    ) -> BatchSnapshot:
+        try:
+            return await poll
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, TimeoutError) or (
+                isinstance(cause, ApplicationError) and cause.type == BATCH_UNCHANGED
+            ):
+                # Far past the provider's own window: stop waiting, keep what it produced.
+                self._stop_reason = self._stop_reason or "the batch outlived its 24h window"
+                return batch
+            raise
+
+    async def _provider(self, activity_name: str, batch_id: str) -> BatchSnapshot:
+        snapshot: BatchSnapshot = await workflow.execute_activity(
+            activity_name,
+            batch_id,
+            result_type=BatchSnapshot,
+            start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+            retry_policy=PROVIDER_RETRY,
+        )
+        return snapshot
+
+    async def _ingest(
+        self, batch: BatchSnapshot | None, failure: str | None, *, retryable: bool = False
+    ) -> ShardOutcome:
+        outcome: ShardOutcome = await workflow.execute_activity(
+            INGEST_SHARD,
+            IngestRequest(
+                job_id=self._job.job_id,
+                shard=self._job.shard,
+                batch=batch,
+                batch_failure=failure,
+                batch_failure_retryable=retryable,
+                stop_reason=self._stop_reason,
+            ),
+            result_type=ShardOutcome,
+            start_to_close_timeout=INGEST_TIMEOUT,
+            heartbeat_timeout=INGEST_HEARTBEAT,
+            retry_policy=PROVIDER_RETRY,
+        )
+        return outcome.model_copy(update={"batch_ids": list(self._batch_ids)})
+
+    # ---- reasons -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _refused_for_token_limit(batch: BatchSnapshot) -> bool:
+        return batch.status == "failed" and TOKEN_LIMIT_EXCEEDED in batch.error_codes
+
+    def _token_limit_reason(self, batch: BatchSnapshot) -> str:
+        return (
+            f"the provider refused the batch {self._job.max_token_limit_resubmits + 1} times for "
+            f"its enqueued-token limit: {'; '.join(batch.error_messages)}"
+        )
+
+    @staticmethod
+    def _failure_reason(batch: BatchSnapshot) -> str | None:
+        if batch.status != "failed":
+            return None
+        details = "; ".join(
+            f"{code}: {message}"
+            for code, message in zip(batch.error_codes, batch.error_messages, strict=False)
+        )
+        return f"the provider failed batch {batch.batch_id}: {details or 'no reason given'}"
+
+    # ---- signals -----------------------------------------------------------------------------
+
+    @workflow.signal
+    def provider_event(self, provider_id: str) -> None:
+        """A webhook said something happened to this shard's batch: look now."""
+        if provider_id in self._batch_ids:
+            self._provider_event_pending = True
+
+    @workflow.signal
+    def stop(self, reason: str) -> None:
+        """Cancel the batch at the provider and finish with the results it has."""
+        self._stop_reason = self._stop_reason or reason

@@ -1,0 +1,103 @@
+"""What every Laneway job workflow shares: call timeouts, the audit trail, the control checks.
+
+Workflow-side only (deterministic): the audit trail writes through the ledger activity with
+event keys derived from the workflow id, so a replayed or retried write lands once.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from laneway.background import PROVIDER_REJECTED, RECORD_STATUS, ControlRequest, StatusChange
+    from laneway.status import ProductStatus
+
+LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
+LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+PROVIDER_CALL_TIMEOUT = timedelta(seconds=30)
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[PROVIDER_REJECTED],
+)
+
+
+class JobEnds(Exception):
+    """Unwinds a job's lifecycle to its single end: a terminal product status."""
+
+    def __init__(self, status: ProductStatus, reason: str, actor: str = "laneway") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.actor = actor
+
+
+class AuditTrail:
+    """The job's entries in the ledger, each keyed `<workflow id>/event-<n>`."""
+
+    def __init__(self, job_id: str) -> None:
+        self._job_id = job_id
+        self._events = 0
+
+    async def record(
+        self, *, kind: str, actor: str, note: str, to_status: ProductStatus | None = None
+    ) -> None:
+        self._events += 1
+        change = StatusChange(
+            job_id=self._job_id,
+            to_status=to_status,
+            event_key=f"{workflow.info().workflow_id}/event-{self._events}",
+            actor=actor,
+            note=note,
+            kind=kind,
+        )
+        await workflow.execute_activity(
+            RECORD_STATUS,
+            change,
+            start_to_close_timeout=LEDGER_CALL_TIMEOUT,
+            retry_policy=LEDGER_RETRY,
+        )
+
+
+async def wait_for(condition: Callable[[], bool], limit: timedelta) -> bool:
+    """Whether `condition` came true before `limit` (a durable timer) ran out."""
+    try:
+        await workflow.wait_condition(condition, timeout=limit)
+    except builtins.TimeoutError:
+        return False
+    return True
+
+
+def check_action_allowed(action: str, status: ProductStatus, allowed: list[str]) -> None:
+    if action not in allowed:
+        raise ApplicationError(
+            f"cannot {action} a job that is {status.value}; "
+            f"allowed now: {', '.join(allowed) or 'nothing'}"
+        )
+
+
+def check_reviewer(
+    request: ControlRequest, action: str, *, workspace: str, requested_by: str
+) -> None:
+    """Only a reviewer of the job's workspace, and never the requester, approves or rejects."""
+    if not request.actor.may_review(workspace):
+        raise ApplicationError(f"{request.actor.id} is not a reviewer in workspace {workspace}")
+    if request.actor.id == requested_by:
+        raise ApplicationError(f"{request.actor.id} requested this job and cannot {action} it")
+
+
+def check_operator(
+    request: ControlRequest, action: str, *, workspace: str, requested_by: str
+) -> None:
+    """The requester, or an operator or reviewer of the job's workspace."""
+    is_requester = request.actor.id == requested_by
+    if request.actor.workspace != workspace or not (
+        is_requester or request.actor.may_operate(workspace)
+    ):
+        raise ApplicationError(f"{request.actor.id} may not {action} jobs of workspace {workspace}")
