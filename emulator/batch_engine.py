@@ -129,6 +129,7 @@ class BatchEngine:
             batch.faults.fail_fraction = fired.get(FaultKind.BATCH_FAIL_FRACTION)
             batch.faults.expire = fired.get(FaultKind.BATCH_EXPIRE)
             batch.faults.stick_finalizing = FaultKind.BATCH_STICK_FINALIZING in fired
+            batch.faults.omit_results = fired.get(FaultKind.BATCH_OMIT_RESULTS)
             batch.output_path = self.store.new_file_path()
             batch.error_path = self.store.new_file_path()
             batch.status = "in_progress"
@@ -187,7 +188,7 @@ class BatchEngine:
         for index in range(batch.next_index, end):
             line = batch.lines[index]
             outcome = self._outcome(batch, line, int(start + (index + 1) * per))
-            _record(chunk, line, outcome)
+            _record(chunk, line, outcome, written=not self._omitted(batch, line))
         _append(batch.output_path, chunk.output)
         _append(batch.error_path, chunk.errors)
         with self.store.lock:
@@ -202,6 +203,13 @@ class BatchEngine:
         if rule is not None and _unit_hash(str(rule.seed), line.custom_id) < rule.fraction:
             return _injected_request_failure(rule, line.custom_id)
         return execute(batch.endpoint, line.body, at)
+
+    @staticmethod
+    def _omitted(batch: BatchRecord, line: BatchLine) -> bool:
+        rule = batch.faults.omit_results
+        return (
+            rule is not None and _unit_hash("omit", str(rule.seed), line.custom_id) < rule.fraction
+        )
 
     def _expire(self, batch: BatchRecord, events: list[Event]) -> None:
         remaining = batch.lines[batch.next_index :]
@@ -241,7 +249,7 @@ class BatchEngine:
         return True
 
     def _register(self, batch: BatchRecord, path: Path | None, kind: str, count: int) -> str | None:
-        if path is None or count == 0 or not path.exists():
+        if path is None or count == 0 or not path.exists() or path.stat().st_size == 0:
             return None
         stored = StoredFile(
             filename=f"{batch.id}_{kind}.jsonl",
@@ -299,7 +307,7 @@ def _injected_request_failure(rule: FaultRule, custom_id: str) -> Outcome:
     return Outcome(status, body)
 
 
-def _record(chunk: _Chunk, line: BatchLine, outcome: Outcome) -> None:
+def _record(chunk: _Chunk, line: BatchLine, outcome: Outcome, *, written: bool = True) -> None:
     text = _dumps(
         {
             "id": ids.batch_request_id(),
@@ -313,12 +321,14 @@ def _record(chunk: _Chunk, line: BatchLine, outcome: Outcome) -> None:
         }
     )
     if outcome.status_code < 400:
-        chunk.output.append(text)
+        if written:
+            chunk.output.append(text)
         chunk.completed += 1
         chunk.input_tokens += outcome.input_tokens
         chunk.output_tokens += outcome.output_tokens
     else:
-        chunk.errors.append(text)
+        if written:
+            chunk.errors.append(text)
         chunk.failed += 1
 
 

@@ -60,6 +60,7 @@ class BatchFaults:
     fail_fraction: FaultRule | None = None
     expire: FaultRule | None = None
     stick_finalizing: bool = False
+    omit_results: FaultRule | None = None
 
 
 @dataclass

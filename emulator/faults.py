@@ -30,6 +30,9 @@ class FaultKind(StrEnum):
     BATCH_EXPIRE = "batch_expire"
     BATCH_STICK_FINALIZING = "batch_stick_finalizing"
     BATCH_FAIL_FRACTION = "batch_fail_fraction"
+    # The batch reports a result for every request, but some lines never reach its files
+    # (fraction 1.0: a "completed" batch without an output file).
+    BATCH_OMIT_RESULTS = "batch_omit_results"
     # Response faults, decided when a response starts running.
     RESPONSE_FAIL = "response_fail"
     RESPONSE_INCOMPLETE = "response_incomplete"
@@ -103,7 +106,10 @@ class FaultRule(BaseModel):
         default=0.5,
         ge=0.0,
         le=1.0,
-        description="batch_fail_fraction: share of requests failing; batch_expire: share done",
+        description=(
+            "batch_fail_fraction: share of requests failing; batch_expire: share done; "
+            "batch_omit_results: share of result lines left out of the files"
+        ),
     )
     status_code: int | None = Field(
         default=None, description="batch_fail_fraction: 429 or 500; None mixes both per custom_id"
