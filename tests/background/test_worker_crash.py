@@ -9,24 +9,14 @@ assertions read what the worker processes wrote.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
@@ -37,6 +27,7 @@ from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
+from tests.worker_process import WorkerProcess, wait_for, wait_until_polling
 from workflows.background_job import BackgroundJobWorkflow
 
 POLL_ROUTE = "GET /v1/responses/{id}"
@@ -52,128 +43,6 @@ POLLING = PollingPolicy(
 def emulator_config() -> EmulatorConfig:
     # A response runs for a minute of real time, unless the test moves the emulated clock.
     return EmulatorConfig(speed=600.0, response_in_progress_seconds=36_000)
-
-
-class WorkerProcess:
-    """`python -m workers` in its own process group, its output in a log file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pgid = self.process.pid  # start_new_session: the worker leads its own group
-
-    @property
-    def identity_prefix(self) -> str:
-        """Temporal's default worker identity is `<pid>@<host>`."""
-        return f"{self.process.pid}@"
-
-    def group_alive(self) -> bool:
-        try:
-            os.killpg(self.pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL the whole group: no shutdown, no activity completion, no goodbye to Temporal."""
-        if self.group_alive():
-            os.killpg(self.pgid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int | None:
-        """SIGTERM, as an operator stops a worker; SIGKILL if it does not stop in time."""
-        if self.process.poll() is None:
-            os.killpg(self.pgid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(20)
-        if self.group_alive():
-            self.kill()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def worker_env(
-    dev_server_env: WorkflowEnvironment, settings: Settings, emulator: EmulatorServer
-) -> dict[str, str]:
-    # Nothing Laneway- or OpenAI-specific leaks in from the developer's environment.
-    inherited = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("LANEWAY_", "OPENAI_"))
-    }
-    return {
-        **inherited,
-        "LANEWAY_TEMPORAL_ADDRESS": dev_server_env.client.service_client.config.target_host,
-        "LANEWAY_TEMPORAL_NAMESPACE": dev_server_env.client.namespace,
-        "LANEWAY_TASK_QUEUE": settings.task_queue,
-        "LANEWAY_DATA_DIR": str(settings.data_dir),
-        "LANEWAY_LOG_FORMAT": "json",
-        "OPENAI_BASE_URL": emulator.base_url,
-        "OPENAI_API_KEY": "crash-test",
-    }
-
-
-@pytest.fixture
-def start_worker(
-    worker_env: dict[str, str], tmp_path: Path
-) -> Iterator[Callable[[], WorkerProcess]]:
-    """Starts worker processes; whatever happens in the test, none outlives it."""
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(worker_env, tmp_path / f"worker-{len(started) + 1}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-    for worker in started:
-        print(f"--- {worker.log_path.name} (exit {worker.process.returncode})\n{worker.log()}")
-    assert not [w.process.pid for w in started if w.group_alive()], "a worker outlived the test"
-
-
-async def wait_until_polling(
-    client: Client, task_queue: str, worker: WorkerProcess, limit: float = 30
-) -> None:
-    """Until Temporal lists this very process among the task queue's workflow pollers."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            raise AssertionError(f"the worker exited {worker.process.returncode}:\n{worker.log()}")
-        described = await client.workflow_service.describe_task_queue(request)
-        if any(p.identity.startswith(worker.identity_prefix) for p in described.pollers):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker never polled {task_queue}:\n{worker.log()}")
-
-
-async def wait_for(
-    probe: Callable[[], Any], what: str, limit: float = 30, every: float = 0.05
-) -> Any:
-    """Until `probe()` returns something truthy; returns it."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def request_count(emulator: EmulatorServer, route: str) -> int:
