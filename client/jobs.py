@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from temporalio.client import (
     Client,
@@ -37,10 +38,12 @@ from activities.artifacts import ArtifactStore
 from activities.ledger import Ledger
 from activities.ledger.migrate import current_revision
 from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobOutcome, JobView
-from laneway.jobs import JobSpec
+from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
+from laneway.jobs import ArtifactRef, JobSpec
 from laneway.settings import Settings
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
+from workflows.batch_job import BatchJobWorkflow
 from workflows.search_attributes import LANEWAY_STATUS
 
 JobHandle = WorkflowHandle[BackgroundJobWorkflow, JobOutcome]
@@ -133,6 +136,55 @@ class LanewayClient:
         its hold ends, so this can take as long as those windows; use `status` to look in.
         """
         return await self._call(job_id, lambda job: job.result())
+
+    # ---- batch jobs --------------------------------------------------------------------------
+
+    def store_batch_input(self, source: Path | BinaryIO) -> ArtifactRef:
+        """Stream a JSONL file into the artifact store (constant memory); use the reference
+        as `BatchJobSpec.input`. A blocking call: from async code run it in a thread."""
+        store = ArtifactStore(self.settings.artifacts_path)
+        if isinstance(source, Path):
+            return store.put_file(source, "application/jsonl")
+        return store.put_stream(source, "application/jsonl")
+
+    async def start_batch_job(self, spec: BatchJobSpec, *, job_id: str | None = None) -> str:
+        """Start a batch job and return its id at once; safe to repeat with your own `job_id`.
+
+        A plan estimated above the workspace's threshold (settings.batch_plan_approval_usd)
+        waits in needs_review for a reviewer before anything reaches the provider.
+        """
+        job = BatchJobInput(
+            job_id=new_job_id() if job_id is None else job_id,
+            spec=spec,
+            plan_approval_above_usd=self.settings.batch_plan_approval_usd.get(spec.workspace),
+        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self.temporal.start_workflow(
+                BatchJobWorkflow.run,
+                job,
+                id=job.job_id,
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=(
+                    f"batch {spec.job_type} in {spec.workspace}, requested by {spec.requested_by}"
+                ),
+            )
+        return job.job_id
+
+    async def batch_status(self, job_id: str) -> BatchProgress:
+        """Records total, succeeded, failed and pending, the round, estimate and actions."""
+        handle = self.temporal.get_workflow_handle_for(BatchJobWorkflow.run, job_id)
+        return await self._call(job_id, lambda _: handle.query(BatchJobWorkflow.status))
+
+    async def wait_batch(self, job_id: str) -> BatchOutcome:
+        """Wait until the batch job ends; its report names the results and errors files."""
+        handle = self.temporal.get_workflow_handle_for(BatchJobWorkflow.run, job_id)
+        return await self._call(job_id, lambda _: handle.result())
+
+    def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
+        """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified."""
+        return ArtifactStore(self.settings.artifacts_path).iter_chunks(ref, verify=True)
 
     # ---- control actions: each one audited with who and why -------------------------------
 

@@ -6,6 +6,7 @@ Laneway's own settings use the `LANEWAY_` prefix; the OpenAI ones keep the names
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
         default="127.0.0.1:8081", description="host:port where `laneway dev` runs the emulator"
     )
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    batch_plan_approval_usd: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description=(
+            'per workspace, e.g. {"acme": "50"}: a batch plan estimated above this many US '
+            "dollars (batch price) waits for a reviewer's approval before anything is sent"
+        ),
+    )
     log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

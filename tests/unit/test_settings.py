@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
@@ -79,3 +80,14 @@ def test_process_stops_at_start_on_a_bad_value(command: list[str]) -> None:
     )
     assert result.returncode == 2
     assert "LANEWAY_TEMPORAL_ADDRESS: Value error, expected host:port" in result.stderr
+
+
+def test_batch_plan_thresholds_are_read_per_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANEWAY_BATCH_PLAN_APPROVAL_USD", '{"acme": "50", "globex": "0.5"}')
+    assert load_settings().batch_plan_approval_usd == {
+        "acme": Decimal("50"),
+        "globex": Decimal("0.5"),
+    }
+    monkeypatch.setenv("LANEWAY_BATCH_PLAN_APPROVAL_USD", '{"acme": "fifty"}')
+    with pytest.raises(SettingsError, match="LANEWAY_BATCH_PLAN_APPROVAL_USD: Input should be"):
+        load_settings()
