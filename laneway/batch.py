@@ -195,6 +195,12 @@ class BatchJobSpec(BaseModel):
 class BatchJobInput(BaseModel):
     job_id: str = Field(min_length=1)
     spec: BatchJobSpec
+    resume: BatchResume | None = Field(
+        default=None, description="set by the job itself when it continues as a new run"
+    )
+    continue_as_new_after_events: int = Field(
+        default=2000, ge=1, description="between rounds, a longer history starts a new run"
+    )
     polling: PollingPolicy = PollingPolicy(max_interval=timedelta(minutes=5))
     plan_approval_above_usd: Decimal | None = Field(
         default=None, description="the workspace's threshold: a dearer plan waits for approval"
@@ -270,6 +276,21 @@ class RetryRoundRequest(BaseModel):
     spec: BatchJobSpec
     validation: ValidationReport
     round: int = Field(ge=2, description="the round to plan; its records come from round - 1")
+
+
+class BatchResume(BaseModel):
+    """Where a batch job continues after a continue-as-new between rounds."""
+
+    validation: ValidationReport
+    next_plan: RoundPlan
+    rounds_allowed: int
+    counts: RecordCounts
+    estimate: Estimate | None
+    quarantined: int
+    provider_ids: list[str]
+    audit_events: int
+    created_at: datetime
+    escalated: bool
 
 
 # ---- one shard ---------------------------------------------------------------------------
@@ -413,3 +434,7 @@ class BatchOutcome(BaseModel):
     reason: str | None
     report: BatchReport | None
     side_effect_ran: bool
+
+
+BatchResume.model_rebuild()
+BatchJobInput.model_rebuild()

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         BatchOutcome,
         BatchProgress,
         BatchReport,
+        BatchResume,
         BatchSideEffectRequest,
         BuildResultsRequest,
         Estimate,
@@ -128,10 +129,15 @@ class BatchJobWorkflow:
         return self._outcome()
 
     async def _lifecycle(self) -> None:
-        await self._record_job()
-        validation = await self._validate()
-        plan = await self._plan(validation)
-        await self._plan_gate(plan)
+        resume = self._job.resume
+        if resume is None:
+            await self._record_job()
+            validation = await self._validate()
+            plan = await self._plan(validation)
+            await self._plan_gate(plan)
+        else:
+            validation, plan = resume.validation, resume.next_plan
+            self._restore(resume)
         while True:
             await self._run_rounds(plan, validation)
             self._report = await self._build_results(validation)
@@ -204,6 +210,48 @@ class BatchJobWorkflow:
             if self._counts.retryable == 0 or self._round >= self._rounds_allowed:
                 return
             plan = await self._plan_retry(validation)
+            await self._continue_as_new_if_long(plan, validation)
+
+    async def _continue_as_new_if_long(self, plan: RoundPlan, validation: ValidationReport) -> None:
+        """Between rounds, a long history hands the job to a fresh run of this workflow."""
+        info = workflow.info()
+        length = info.get_current_history_length()
+        if (
+            length < self._job.continue_as_new_after_events
+            and not info.is_continue_as_new_suggested()
+        ):
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._raise_if_cancel_requested()
+        resume = BatchResume(
+            validation=validation,
+            next_plan=plan,
+            rounds_allowed=self._rounds_allowed,
+            counts=self._counts,
+            estimate=self._estimate,
+            quarantined=self._quarantined,
+            provider_ids=self._provider_ids,
+            audit_events=self._audit.events,
+            created_at=self._created_at,
+            escalated=self._escalated,
+        )
+        workflow.logger.info(
+            "continuing as new", extra={"job_id": self._job.job_id, "history_events": length}
+        )
+        workflow.continue_as_new(self._job.model_copy(update={"resume": resume}))
+
+    def _restore(self, resume: BatchResume) -> None:
+        self._rounds_allowed = resume.rounds_allowed
+        self._counts = resume.counts
+        self._estimate = resume.estimate
+        self._quarantined = resume.quarantined
+        self._provider_ids = list(resume.provider_ids)
+        self._audit = AuditTrail(self._job.job_id, resume.audit_events)
+        self._created_at = resume.created_at
+        self._escalated = resume.escalated
+        self._endpoint = resume.validation.endpoint or self._endpoint
+        self._status = ProductStatus.RUNNING
+        self._round = resume.next_plan.round - 1
 
     async def _run_round(self, plan: RoundPlan) -> None:
         self._round = plan.round

@@ -41,9 +41,14 @@ class JobEnds(Exception):
 class AuditTrail:
     """The job's entries in the ledger, each keyed `<workflow id>/event-<n>`."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, events: int = 0) -> None:
         self._job_id = job_id
-        self._events = 0
+        self._events = events
+
+    @property
+    def events(self) -> int:
+        """How many entries this job has written (a new run continues the count)."""
+        return self._events
 
     async def record(
         self, *, kind: str, actor: str, note: str, to_status: ProductStatus | None = None
