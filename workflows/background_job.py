@@ -10,8 +10,6 @@ attributes and the current details. A side effect runs only behind the approval 
 from __future__ import annotations
 
 import asyncio
-import builtins
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -24,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
         GET_RESPONSE,
         PROVIDER_REJECTED,
         RECORD_JOB,
-        RECORD_STATUS,
         RESPONSE_UNCHANGED,
         RUN_SIDE_EFFECT,
         START_RESPONSE,
@@ -38,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         ResultSummary,
         SideEffectRequest,
         StartResponseRequest,
-        StatusChange,
         StoreResultRequest,
         WaitForChangeRequest,
         describe_duration,
@@ -52,6 +48,18 @@ with workflow.unsafe.imports_passed_through():
         allowed_actions,
         response_reason,
     )
+    from workflows.job_common import (
+        LEDGER_CALL_TIMEOUT,
+        LEDGER_RETRY,
+        PROVIDER_CALL_TIMEOUT,
+        PROVIDER_RETRY,
+        AuditTrail,
+        JobEnds,
+        check_action_allowed,
+        check_operator,
+        check_reviewer,
+        wait_for,
+    )
     from workflows.search_attributes import (
         LANEWAY_JOB_TYPE,
         LANEWAY_LANE,
@@ -62,28 +70,10 @@ with workflow.unsafe.imports_passed_through():
 
 TERMINAL = TERMINAL_PRODUCT_STATUSES
 PROVIDER_TERMINAL = TERMINAL_RESPONSE_STATUSES
-LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
-LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-PROVIDER_CALL_TIMEOUT = timedelta(seconds=30)
-PROVIDER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=[PROVIDER_REJECTED],
-)
 
 
 class _ProviderDeadlinePassed(Exception):
     pass
-
-
-class _JobEnds(Exception):
-    """Unwinds the lifecycle to its single end: the job reached a terminal product status."""
-
-    def __init__(self, status: ProductStatus, reason: str, actor: str = "laneway") -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.actor = actor
 
 
 @workflow.defn
@@ -99,7 +89,7 @@ class BackgroundJobWorkflow:
         self._result: ResultSummary | None = None
         self._created_at = workflow.now()
         self._updated_at = self._created_at
-        self._events = 0
+        self._audit = AuditTrail(job.job_id)
         self._escalated = False
         self._provider_event_pending = False
         self._decision: tuple[str, ControlRequest] | None = None
@@ -116,12 +106,12 @@ class BackgroundJobWorkflow:
     async def run(self, job: BackgroundJobInput) -> JobOutcome:
         try:
             await self._lifecycle()
-        except _JobEnds as end:
+        except JobEnds as end:
             await self._end(end)
         except asyncio.CancelledError:
             # Cancelled through Temporal: the provider and the ledger still hear of it.
             await self._end(
-                _JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
+                JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
             )
             raise
         # Let the Update that ended the job (approve, cancel, ...) answer before we close.
@@ -143,7 +133,7 @@ class BackgroundJobWorkflow:
             await self._hold_failed(self._failure_reason(final))
         await self._review_gate(final)
         await self._run_side_effect()
-        raise _JobEnds(ProductStatus.COMPLETED, self._completion_reason())
+        raise JobEnds(ProductStatus.COMPLETED, self._completion_reason())
 
     async def _provider_attempt(self) -> ResponseSnapshot:
         """One provider response from start to a terminal provider status."""
@@ -155,13 +145,13 @@ class BackgroundJobWorkflow:
             snapshot = await self._follow(snapshot, deadline)
         except _ProviderDeadlinePassed:
             await self._cancel_provider()
-            raise _JobEnds(
+            raise JobEnds(
                 ProductStatus.EXPIRED,
                 "the provider did not finish within "
                 + describe_duration(self._job.spec.provider_deadline),
             ) from None
         if snapshot.status == "cancelled":
-            raise _JobEnds(ProductStatus.CANCELED, "the response was cancelled at the provider")
+            raise JobEnds(ProductStatus.CANCELED, "the response was cancelled at the provider")
         if snapshot.status in ("completed", "incomplete"):
             self._result = await self._store_result(snapshot)
         return snapshot
@@ -229,16 +219,16 @@ class BackgroundJobWorkflow:
         """A failed attempt stays open for an operator's retry (or archive) until the hold ends."""
         await self._set_status(ProductStatus.FAILED, reason=reason)
         self._retry_request = None
-        await self._wait_for(
+        await wait_for(
             lambda: self._retry_request is not None or self._archive_request is not None,
             self._job.failed_hold,
         )
         archive = self._archive_request
         if archive is not None:
             await self._record(kind="archived", actor=archive.actor.id, note=archive.note)
-            raise _JobEnds(ProductStatus.FAILED, reason, archive.actor.id)
+            raise JobEnds(ProductStatus.FAILED, reason, archive.actor.id)
         if self._retry_request is None:
-            raise _JobEnds(ProductStatus.FAILED, reason)
+            raise JobEnds(ProductStatus.FAILED, reason)
         retry = self._retry_request
         await self._set_status(
             ProductStatus.QUEUED,
@@ -252,18 +242,16 @@ class BackgroundJobWorkflow:
         if not self._review_wanted(final):
             return
         await self._set_status(ProductStatus.NEEDS_REVIEW, reason="waiting for a reviewer")
-        decided = await self._wait_for(self._decided_or_canceled, self._job.spec.review_deadline)
+        decided = await wait_for(self._decided_or_canceled, self._job.spec.review_deadline)
         if not decided and self._job.spec.review_expiry_action == ReviewExpiryAction.ESCALATE:
             await self._escalate("laneway", "the review window passed without a decision")
-            decided = await self._wait_for(
-                self._decided_or_canceled, self._job.spec.review_deadline
-            )
+            decided = await wait_for(self._decided_or_canceled, self._job.spec.review_deadline)
         self._raise_if_cancel_requested()
         if self._decision is None:
-            raise _JobEnds(ProductStatus.EXPIRED, "nobody reviewed the job before the deadline")
+            raise JobEnds(ProductStatus.EXPIRED, "nobody reviewed the job before the deadline")
         verdict, request = self._decision
         if verdict == "rejected":
-            raise _JobEnds(
+            raise JobEnds(
                 ProductStatus.CANCELED,
                 f"rejected by {request.actor.id}: {request.note}".rstrip(": "),
                 request.actor.id,
@@ -288,12 +276,12 @@ class BackgroundJobWorkflow:
         except ActivityError as error:
             cause = error.cause
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise _JobEnds(
+            raise JobEnds(
                 ProductStatus.FAILED, f"the approved side effect failed: {detail}"
             ) from None
         self._side_effect_ran = True
 
-    async def _end(self, end: _JobEnds) -> None:
+    async def _end(self, end: JobEnds) -> None:
         if end.status == ProductStatus.CANCELED and self._response is not None:
             await self._cancel_provider()
         await self._set_status(end.status, reason=end.reason, actor=end.actor)
@@ -412,21 +400,7 @@ class BackgroundJobWorkflow:
     async def _record(
         self, *, kind: str, actor: str, note: str, to_status: ProductStatus | None = None
     ) -> None:
-        self._events += 1
-        change = StatusChange(
-            job_id=self._job.job_id,
-            to_status=to_status,
-            event_key=f"{workflow.info().workflow_id}/event-{self._events}",
-            actor=actor,
-            note=note,
-            kind=kind,
-        )
-        await workflow.execute_activity(
-            RECORD_STATUS,
-            change,
-            start_to_close_timeout=LEDGER_CALL_TIMEOUT,
-            retry_policy=LEDGER_RETRY,
-        )
+        await self._audit.record(kind=kind, actor=actor, note=note, to_status=to_status)
 
     async def _escalate(self, actor: str, note: str) -> None:
         self._escalated = True
@@ -435,14 +409,6 @@ class BackgroundJobWorkflow:
 
     # ---- waiting --------------------------------------------------------------------------
 
-    async def _wait_for(self, condition: Callable[[], bool], limit: timedelta) -> bool:
-        """Whether `condition` came true before `limit` (a durable timer) ran out."""
-        try:
-            await workflow.wait_condition(condition, timeout=limit)
-        except builtins.TimeoutError:
-            return False
-        return True
-
     def _decided_or_canceled(self) -> bool:
         return self._decision is not None or self._cancel_request is not None
 
@@ -450,7 +416,7 @@ class BackgroundJobWorkflow:
         request = self._cancel_request
         if request is not None:
             reason = f"cancelled by {request.actor.id}: {request.note}".rstrip(": ")
-            raise _JobEnds(ProductStatus.CANCELED, reason, request.actor.id)
+            raise JobEnds(ProductStatus.CANCELED, reason, request.actor.id)
 
     def _review_wanted(self, final: ResponseSnapshot) -> bool:
         return self._job.spec.review_policy.wants_review(final.status)
@@ -576,35 +542,17 @@ class BackgroundJobWorkflow:
             archived=self._archive_request is not None,
         )
 
-    def _check_action_allowed(self, action: str) -> None:
-        if action not in self._allowed_actions():
-            raise ApplicationError(
-                f"cannot {action} a job that is {self._status.value}; "
-                f"allowed now: {', '.join(self._allowed_actions()) or 'nothing'}"
-            )
-
     def _check_reviewer(self, request: ControlRequest, action: str) -> None:
         spec = self._job.spec
-        if not request.actor.may_review(spec.workspace):
-            raise ApplicationError(
-                f"{request.actor.id} is not a reviewer in workspace {spec.workspace}"
-            )
-        if request.actor.id == spec.requested_by:
-            raise ApplicationError(f"{request.actor.id} requested this job and cannot {action} it")
+        check_reviewer(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
         if self._decision is not None:
             raise ApplicationError(f"the job was already {self._decision[0]}")
-        self._check_action_allowed(action)
+        check_action_allowed(action, self._status, self._allowed_actions())
 
     def _check_operator(self, request: ControlRequest, action: str) -> None:
         spec = self._job.spec
-        is_requester = request.actor.id == spec.requested_by
-        if request.actor.workspace != spec.workspace or not (
-            is_requester or request.actor.may_operate(spec.workspace)
-        ):
-            raise ApplicationError(
-                f"{request.actor.id} may not {action} jobs of workspace {spec.workspace}"
-            )
-        self._check_action_allowed(action)
+        check_operator(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
+        check_action_allowed(action, self._status, self._allowed_actions())
 
     # ---- presentation -----------------------------------------------------------------------
 
