@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         check_action_allowed,
         check_operator,
         check_reviewer,
+        signal_workflow,
         wait_for,
     )
     from workflows.search_attributes import (
@@ -321,10 +322,9 @@ class BatchJobWorkflow:
 
     async def _stop_shards(self, reason: str) -> None:
         """Ask every running shard to cancel its batch; wait for their partial results."""
-        for child_id in self._running:
-            await workflow.get_external_workflow_handle(child_id).signal(
-                BatchShardWorkflow.stop, reason
-            )
+        for child_id, task in self._running.items():
+            if not task.done():
+                await signal_workflow(child_id, BatchShardWorkflow.stop, reason)
         if self._running:
             await workflow.wait(list(self._running.values()))
         for task in self._running.values():
@@ -605,9 +605,7 @@ class BatchJobWorkflow:
         """A webhook said one of this job's batches changed: tell the shard that owns it."""
         child_id = self._shard_of_batch.get(provider_id)
         if child_id is not None and child_id in self._running:
-            await workflow.get_external_workflow_handle(child_id).signal(
-                BatchShardWorkflow.provider_event, provider_id
-            )
+            await signal_workflow(child_id, BatchShardWorkflow.provider_event, provider_id)
 
     @workflow.signal
     def shard_batch_created(self, child_id: str, batch_id: str) -> None:

@@ -35,7 +35,12 @@ with workflow.unsafe.imports_passed_through():
         WaitForBatchRequest,
     )
     from laneway.status import TERMINAL_BATCH_STATUSES
-    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY, wait_for
+    from workflows.job_common import (
+        PROVIDER_CALL_TIMEOUT,
+        PROVIDER_RETRY,
+        signal_workflow,
+        wait_for,
+    )
 
 # The provider ends every batch within its 24h window (expired at the latest); a batch still
 # not ended after this is cancelled and ingested as it stands.
@@ -117,8 +122,9 @@ class BatchShardWorkflow:
     async def _tell_parent(self, batch_id: str) -> None:
         parent = workflow.info().parent
         if parent is not None:
-            handle = workflow.get_external_workflow_handle(parent.workflow_id)
-            await handle.signal("shard_batch_created", args=[workflow.info().workflow_id, batch_id])
+            await signal_workflow(
+                parent.workflow_id, "shard_batch_created", workflow.info().workflow_id, batch_id
+            )
 
     async def _follow(self, batch: BatchSnapshot) -> BatchSnapshot:
         while batch.status not in TERMINAL_BATCH_STATUSES:

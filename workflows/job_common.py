@@ -9,10 +9,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from laneway.background import PROVIDER_REJECTED, RECORD_STATUS, ControlRequest, StatusChange
@@ -68,6 +69,18 @@ class AuditTrail:
             start_to_close_timeout=LEDGER_CALL_TIMEOUT,
             retry_policy=LEDGER_RETRY,
         )
+
+
+async def signal_workflow(workflow_id: str, signal: Any, *args: Any) -> bool:
+    """Signal another workflow; False if it has already ended (a race nobody need lose)."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(signal, args=list(args))
+    except FailureError as error:
+        workflow.logger.info(
+            "signal not delivered", extra={"to": workflow_id, "reason": str(error)}
+        )
+        return False
+    return True
 
 
 async def wait_for(condition: Callable[[], bool], limit: timedelta) -> bool:
