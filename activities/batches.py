@@ -11,6 +11,7 @@ on its record in the ledger; repeating it after a crash changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +45,21 @@ from laneway.batch import (
 from laneway.jobs import ArtifactRef, Usage
 
 MAX_ERROR_MESSAGE_CHARS = 1000
+RECENT_SECONDS = 6 * 3600  # how far back a retried submit looks for its own batch
 RETRYABLE_HTTP_STATUSES = frozenset({408, 409, 429})
 RETRYABLE_ERROR_CODES = frozenset(
     {"batch_expired", "batch_cancelled", "timeout", "server_error", "rate_limit_exceeded"}
 )
+
+
+def _metadata(request: SubmitShardRequest) -> dict[str, str]:
+    """Names the job, round, shard and submission: how a lost create is found again."""
+    return {
+        "laneway_job_id": request.job_id,
+        "laneway_round": str(request.shard.round),
+        "laneway_shard": str(request.shard.index),
+        "laneway_submission": str(request.submission),
+    }
 
 
 def snapshot_of(batch: Batch) -> BatchSnapshot:
@@ -167,16 +179,33 @@ class BatchProviderActivities:
 
     @activity.defn(name=SUBMIT_SHARD)
     async def submit_batch_shard(self, request: SubmitShardRequest) -> BatchSnapshot:
-        """Upload the shard and create its batch, once per idempotency key."""
-        shard = request.shard
-        await in_thread(
+        """Upload the shard and create its batch, once per idempotency key.
+
+        A retry first looks for the batch an earlier try may have created (the ledger's
+        intent, then the provider's batches by their metadata), so a create whose answer was
+        lost is found again rather than paid for twice.
+        """
+        intent = await in_thread(
             lambda: self.ledger.record_provider_intent(
                 request.job_id,
                 request.idempotency_key,
                 operation="batches.create",
-                attempt=shard.round,
+                attempt=request.shard.round,
             )
         )
+        earlier = await self._find_created(request, intent.provider_id)
+        batch = earlier or await self._create(request)
+        await in_thread(
+            lambda: self.ledger.resolve_provider_intent(request.idempotency_key, batch.id)
+        )
+        activity.logger.info(
+            "batch created" if earlier is None else "batch found again",
+            extra={"job_id": request.job_id, "batch_id": batch.id, "shard": request.shard.index},
+        )
+        return snapshot_of(batch)
+
+    async def _create(self, request: SubmitShardRequest) -> Batch:
+        shard = request.shard
         name = f"{request.job_id}-r{shard.round}-s{shard.index}.jsonl"
         with self.artifacts.open(shard.file) as handle, provider_call():
             uploaded = await self.openai.files.create(
@@ -185,26 +214,31 @@ class BatchProviderActivities:
                 extra_headers={"Idempotency-Key": f"{request.idempotency_key}/file"},
             )
         with provider_call():
-            batch = await self.openai.batches.create(
+            return await self.openai.batches.create(
                 input_file_id=uploaded.id,
                 endpoint=request.endpoint,  # type: ignore[arg-type]
                 completion_window="24h",
-                metadata={
-                    "laneway_job_id": request.job_id,
-                    "laneway_round": str(shard.round),
-                    "laneway_shard": str(shard.index),
-                    "laneway_submission": str(request.submission),
-                },
+                metadata=_metadata(request),
                 extra_headers={"Idempotency-Key": request.idempotency_key},
             )
-        await in_thread(
-            lambda: self.ledger.resolve_provider_intent(request.idempotency_key, batch.id)
-        )
-        activity.logger.info(
-            "batch created",
-            extra={"job_id": request.job_id, "batch_id": batch.id, "shard": shard.index},
-        )
-        return snapshot_of(batch)
+
+    async def _find_created(
+        self, request: SubmitShardRequest, batch_id: str | None
+    ) -> Batch | None:
+        """The batch this submission already created, if any (only on a retry)."""
+        if batch_id is not None:
+            with provider_call():
+                return await self.openai.batches.retrieve(batch_id)
+        if activity.info().attempt == 1:
+            return None
+        wanted = _metadata(request)
+        with provider_call():
+            async for batch in self.openai.batches.list(limit=100):
+                if batch.metadata == wanted:
+                    return batch
+                if batch.created_at < time.time() - RECENT_SECONDS:
+                    break  # newest first: older batches cannot be this submission's
+        return None
 
     @activity.defn(name=WAIT_FOR_BATCH_CHANGE)
     async def wait_for_batch_change(self, request: WaitForBatchRequest) -> BatchSnapshot:
