@@ -33,7 +33,7 @@ import httpx
 from laneway.settings import Settings
 from laneway.visibility import search_attribute_flags
 from workers.binaries import temporal_cli
-from workers.temporal_client import connect
+from workers.temporal_client import connect, register_search_attributes
 from workflows.stack_check import StackCheckWorkflow
 
 DEV_API_KEY = "laneway-dev"
@@ -161,6 +161,12 @@ async def _temporal_answers(settings: Settings) -> bool:
     return await client.service_client.check_health()
 
 
+async def _register_search_attributes(settings: Settings) -> None:
+    # The flags register attributes only when the database is new; a var/temporal.db made
+    # by an older Laneway learns the attributes added since here.
+    await register_search_attributes(await connect(settings))
+
+
 async def _run_stack_check(settings: Settings) -> str:
     client = await connect(settings)
     result = await client.execute_workflow(
@@ -254,6 +260,7 @@ class DevStack:
             timeout=60,
             child=temporal,
         )
+        asyncio.run(_register_search_attributes(self.settings))
         wait_until(
             "the Temporal Web UI", lambda: http_ok(self.settings.temporal_ui_url), 30, temporal
         )

@@ -143,7 +143,37 @@ def stack_check_runs(env: dict[str, str]) -> int:
     return int(count.stdout.split(":")[-1].strip())
 
 
+def older_temporal_database(env: dict[str, str]) -> None:
+    """A var/temporal.db as an older Laneway left it: one search attribute registered."""
+    database = Path(env["LANEWAY_DATA_DIR"]) / "temporal.db"
+    database.parent.mkdir(parents=True)
+    address = env["LANEWAY_TEMPORAL_ADDRESS"]
+    server = subprocess.Popen(
+        [
+            str(temporal_cli()),
+            *("server", "start-dev", "--headless", "--db-filename", str(database)),
+            *("--port", address.rpartition(":")[2], "--log-level", "error"),
+            *("--search-attribute", "LanewayStatus=Keyword"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                assert set(search_attributes(env)) >= {"LanewayStatus"}
+                break
+            except (subprocess.CalledProcessError, AssertionError, json.JSONDecodeError):
+                time.sleep(0.5)
+        assert set(search_attributes(env)) & set(SEARCH_ATTRIBUTES) == {"LanewayStatus"}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
+    older_temporal_database(stack_env)  # the stack registers what the old one lacks
     first = DevStackProcess(stack_env)
     first.wait_until_up()
     children = descendants(first.process.pid)
