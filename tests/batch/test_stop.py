@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import OpenAI
@@ -51,7 +52,7 @@ def _job(settings: Settings, tmp_path: Path) -> BatchJobInput:
     )
 
 
-def _provider_batches(emulator: EmulatorServer) -> list[dict[str, object]]:
+def _provider_batches(emulator: EmulatorServer) -> list[dict[str, Any]]:
     client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
     return [b.model_dump() for b in client.batches.list(limit=100)]
 
@@ -61,10 +62,7 @@ async def _wait_for_progress(emulator: EmulatorServer) -> None:
 
     def progressed() -> bool:
         batches = _provider_batches(emulator)
-        return len(batches) == 2 and all(
-            b["request_counts"]["completed"] > 20
-            for b in batches  # type: ignore[index]
-        )
+        return len(batches) == 2 and all(b["request_counts"]["completed"] > 20 for b in batches)
 
     for _ in range(600):
         if progressed():
