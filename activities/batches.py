@@ -144,13 +144,13 @@ def _failure(custom_id: str, code: str, message: str, retryable: bool) -> Record
 
 
 @dataclass
-class _LineTally:
+class LineTally:
     lines: int = 0
     unreadable: int = 0
 
 
 def results_in_file(
-    store: ArtifactStore, ref: ArtifactRef, tally: _LineTally
+    store: ArtifactStore, ref: ArtifactRef, tally: LineTally
 ) -> Iterator[RecordResult]:
     """Every readable result line of a stored output or error file, with its byte range."""
     offset = 0
@@ -290,7 +290,7 @@ class BatchProviderActivities:
         self, request: IngestRequest, output: ArtifactRef | None, errors: ArtifactRef | None
     ) -> ShardOutcome:
         shard, batch = request.shard, request.batch
-        tally = _LineTally()
+        tally = LineTally()
         for ref in (output, errors):
             if ref is not None and batch is not None:
                 results = results_in_file(self.artifacts, ref, tally)

@@ -47,6 +47,7 @@ from workflows.batch_job import BatchJobWorkflow
 from workflows.search_attributes import LANEWAY_STATUS
 
 JobHandle = WorkflowHandle[BackgroundJobWorkflow, JobOutcome]
+BatchHandle = WorkflowHandle[BatchJobWorkflow, BatchOutcome]
 ControlUpdate = UpdateMethodMultiParam[[BackgroundJobWorkflow, ControlRequest], JobView]
 T = TypeVar("T")
 
@@ -174,12 +175,12 @@ class LanewayClient:
 
     async def batch_status(self, job_id: str) -> BatchProgress:
         """Records total, succeeded, failed and pending, the round, estimate and actions."""
-        handle = self.temporal.get_workflow_handle_for(BatchJobWorkflow.run, job_id)
+        handle: BatchHandle = self.temporal.get_workflow_handle(job_id)
         return await self._call(job_id, lambda _: handle.query(BatchJobWorkflow.status))
 
     async def wait_batch(self, job_id: str) -> BatchOutcome:
         """Wait until the batch job ends; its report names the results and errors files."""
-        handle = self.temporal.get_workflow_handle_for(BatchJobWorkflow.run, job_id)
+        handle: BatchHandle = self.temporal.get_workflow_handle(job_id, result_type=BatchOutcome)
         return await self._call(job_id, lambda _: handle.result())
 
     def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
