@@ -1,0 +1,138 @@
+"""Progress people can see: the status query, search attributes, current details; webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from emulator.config import EmulatorConfig
+from emulator.server import EmulatorServer
+from laneway.background import PollingPolicy
+from laneway.settings import Settings
+from laneway.status import ProductStatus
+from tests.batch.conftest import (
+    classify_template,
+    make_batch_job,
+    records,
+    start_batch,
+    wait_until,
+    write_jsonl,
+)
+from tests.conftest import WorkerFactory
+from workflows.batch_job import BatchJobWorkflow
+from workflows.search_attributes import (
+    LANEWAY_LANE,
+    LANEWAY_PROGRESS,
+    LANEWAY_PROVIDER_IDS,
+    LANEWAY_RECORDS_FAILED,
+    LANEWAY_RECORDS_SUCCEEDED,
+    LANEWAY_RECORDS_TOTAL,
+    LANEWAY_STATUS,
+)
+
+SLOW_POLLING = PollingPolicy(
+    first_interval=timedelta(minutes=10), backoff=1.0, max_interval=timedelta(minutes=10)
+)
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(speed=600.0, batch_seconds_per_request=0.05)
+
+
+async def test_progress_in_query_search_attributes_and_details(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+) -> None:
+    job = make_batch_job(
+        settings,
+        write_jsonl(tmp_path / "in.jsonl", records(300)),
+        template=classify_template(),
+        shard_limits={"max_requests": 100},
+        max_shards_in_flight=1,
+    )
+    async with laneway_worker(dev_server_env):
+        handle = await start_batch(dev_server_env, settings, job)
+        partway = await wait_until(handle, lambda v: 0 < v.records.succeeded < 300)
+        assert partway.status == ProductStatus.RUNNING and partway.round == 1
+        assert partway.records.total == 300 and partway.records.pending > 0
+        assert partway.shards_in_flight == 1 and "cancel" in partway.allowed_actions
+        outcome = await handle.result()
+        details = await _current_details(handle)
+    assert outcome.status == ProductStatus.COMPLETED, outcome.reason
+    assert "**completed**" in details and "300 succeeded" in details
+
+    described = await handle.describe()
+    attributes = described.typed_search_attributes
+    assert attributes.get(LANEWAY_STATUS) == "completed"
+    assert attributes.get(LANEWAY_LANE) == "batch"
+    assert attributes.get(LANEWAY_RECORDS_TOTAL) == 300
+    assert attributes.get(LANEWAY_RECORDS_SUCCEEDED) == 300
+    assert attributes.get(LANEWAY_RECORDS_FAILED) == 0
+    assert attributes.get(LANEWAY_PROGRESS) == (
+        "round 1 · 300 total · 300 succeeded · 0 failed · 0 pending"
+    )
+    provider_ids = attributes.get(LANEWAY_PROVIDER_IDS)
+    assert provider_ids is not None and len(provider_ids) == 3
+
+    query = (
+        f'LanewayLane = "batch" AND LanewayRecordsSucceeded >= 300 AND WorkflowId = "{job.job_id}"'
+    )
+    for _ in range(100):  # visibility is eventually consistent
+        found = [w.id async for w in dev_server_env.client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert found == [job.job_id]
+
+
+async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the Web UI shows as the workflow's current details."""
+    metadata = await handle.query("__temporal_workflow_metadata")
+    return str(metadata.current_details)
+
+
+async def test_a_provider_event_makes_the_shard_look_at_once(
+    time_skipping_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    settings: Settings,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+) -> None:
+    """Polling every 10 minutes: only the webhook's signal explains a prompt completion."""
+    job = make_batch_job(
+        settings, write_jsonl(tmp_path / "in.jsonl", records(20)), template=classify_template()
+    ).model_copy(update={"polling": SLOW_POLLING})
+    async with laneway_worker(time_skipping_env):
+        handle = await start_batch(time_skipping_env, settings, job)
+        view = await wait_until(handle, lambda v: len(v.provider_ids) == 1)
+        batch_id = view.provider_ids[0]
+        started = await time_skipping_env.get_current_time()
+        for _ in range(200):  # the provider finishes; nobody has looked yet
+            stats = emulator.control.stats()
+            if any(b == batch_id for b in stats["ids"]["batches"]) and _completed(
+                emulator, batch_id
+            ):
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(BatchJobWorkflow.provider_event, "batch_someone_else")  # ignored
+        await handle.signal(BatchJobWorkflow.provider_event, batch_id)
+        outcome = await handle.result()
+        waited = await time_skipping_env.get_current_time() - started
+    assert outcome.status == ProductStatus.COMPLETED, outcome.reason
+    assert waited < timedelta(minutes=10), f"completed {waited} later: the signal was not used"
+
+
+def _completed(emulator: EmulatorServer, batch_id: str) -> bool:
+    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
+    return client.batches.retrieve(batch_id).status == "completed"
