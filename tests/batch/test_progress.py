@@ -1,4 +1,4 @@
-"""Progress people can see: the status query, search attributes, current details; webhooks."""
+"""Progress people can see: the status query, search attributes and current details."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import OpenAI
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -26,7 +25,6 @@ from tests.batch.conftest import (
     write_jsonl,
 )
 from tests.conftest import WorkerFactory
-from workflows.batch_job import BatchJobWorkflow
 from workflows.search_attributes import (
     LANEWAY_LANE,
     LANEWAY_PROGRESS,
@@ -100,39 +98,3 @@ async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
     """What the Web UI shows as the workflow's current details."""
     metadata = await handle.query("__temporal_workflow_metadata")
     return str(metadata.current_details)
-
-
-async def test_a_provider_event_makes_the_shard_look_at_once(
-    time_skipping_env: WorkflowEnvironment,
-    laneway_worker: WorkerFactory,
-    settings: Settings,
-    emulator: EmulatorServer,
-    tmp_path: Path,
-) -> None:
-    """Polling every 10 minutes: only the webhook's signal explains a prompt completion."""
-    job = make_batch_job(
-        settings, write_jsonl(tmp_path / "in.jsonl", records(20)), template=classify_template()
-    ).model_copy(update={"polling": SLOW_POLLING})
-    async with laneway_worker(time_skipping_env):
-        handle = await start_batch(time_skipping_env, settings, job)
-        view = await wait_until(handle, lambda v: len(v.provider_ids) == 1)
-        batch_id = view.provider_ids[0]
-        started = await time_skipping_env.get_current_time()
-        for _ in range(200):  # the provider finishes; nobody has looked yet
-            stats = emulator.control.stats()
-            if any(b == batch_id for b in stats["ids"]["batches"]) and _completed(
-                emulator, batch_id
-            ):
-                break
-            await asyncio.sleep(0.05)
-        await handle.signal(BatchJobWorkflow.provider_event, "batch_someone_else")  # ignored
-        await handle.signal(BatchJobWorkflow.provider_event, batch_id)
-        outcome = await handle.result()
-        waited = await time_skipping_env.get_current_time() - started
-    assert outcome.status == ProductStatus.COMPLETED, outcome.reason
-    assert waited < timedelta(minutes=10), f"completed {waited} later: the signal was not used"
-
-
-def _completed(emulator: EmulatorServer, batch_id: str) -> bool:
-    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
-    return client.batches.retrieve(batch_id).status == "completed"
