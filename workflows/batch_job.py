@@ -101,6 +101,7 @@ class BatchJobWorkflow:
         self._shard_of_batch: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[ShardOutcome]] = {}
         self._last_round_statuses: list[str] = []
+        self._unexpected_lines = 0
         self._escalated = False
         self._gate: str | None = None  # "plan" or "results" while a reviewer is awaited
         self._decision: tuple[str, ControlRequest] | None = None
@@ -317,8 +318,17 @@ class BatchJobWorkflow:
                     ProductStatus.FAILED, f"shard {child_id} failed: {_cause(error)}"
                 ) from None
             self._last_round_statuses.append(outcome.final_status)
+            if outcome.unexpected:
+                await self._note_unexpected_lines(child_id, outcome.unexpected)
             self._counts = await self._count_records()
             self._set_progress()
+
+    async def _note_unexpected_lines(self, child_id: str, count: int) -> None:
+        """Result lines that named no record of their shard: kept in its files, audited."""
+        self._unexpected_lines += count
+        note = f"{child_id}: {count} result lines named no record of the shard (kept in its files)"
+        workflow.logger.warning(note, extra={"job_id": self._job.job_id})
+        await self._audit.record(kind="note", actor="laneway", note=note)
 
     async def _stop_shards(self, reason: str) -> None:
         """Ask every running shard to cancel its batch; wait for their partial results."""
@@ -536,6 +546,8 @@ class BatchJobWorkflow:
             text += f"; {c.permanent_failures} failed for good (see the errors file)"
         if self._quarantined:
             text += f"; {self._quarantined} input lines quarantined"
+        if self._unexpected_lines:
+            text += f"; {self._unexpected_lines} result lines named no record (see the audit)"
         if self._side_effect_ran:
             text += "; results delivered"
         return text
