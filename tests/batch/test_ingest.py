@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from openai import AsyncOpenAI
@@ -17,7 +18,7 @@ from laneway.settings import Settings
 from tests.batch.conftest import make_batch_job, request_lines, write_jsonl
 
 
-def _line(custom_id: str, status: int, body: dict[str, object]) -> str:
+def _line(custom_id: str, status: int, body: Mapping[str, object]) -> str:
     response = {"status_code": status, "request_id": "req_1", "body": body}
     return json.dumps({"id": "batch_req_1", "custom_id": custom_id, "response": response})
 
