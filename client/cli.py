@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("worker", help="run a worker against the configured Temporal server")
     commands.add_parser(
-        "demo", help="run one reviewed background job end to end on a throwaway local stack"
+        "demo",
+        help="run a reviewed background job and a batch job end to end on a throwaway stack",
     )
     return parser
 

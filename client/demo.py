@@ -1,10 +1,11 @@
-"""`laneway demo` (`make demo`): one background job end to end on a throwaway local stack.
+"""`laneway demo` (`make demo`): a background job and a batch job on a throwaway local stack.
 
 Starts its own stack (Temporal dev server + Web UI, OpenAI emulator, worker) on free ports
 with its data under `<data dir>/demo`, so it never meets a running `laneway dev`. Then, as a
 backend service would through `LanewayClient`: alice starts a research brief that needs
 review and is delivered to an outbox, its status is shown as it moves, rita approves it, and
 the delivered text, its usage and cost, the audit trail and the Web UI link are printed.
+Then 2,000 support tickets go through the Batch API as one batch job (client/batch_demo.py).
 Finally the stack stops and no process is left behind.
 """
 
@@ -22,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from activities.ledger import Ledger
+from client.batch_demo import run_batch_demo
 from client.jobs import LanewayClient
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome, JobView
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
@@ -170,6 +172,12 @@ async def run_job(settings: Settings, browse_later: Settings) -> None:
     outcome = await review_and_finish(client, job_id, progress)
     print_delivery(outbox / f"{job_id}.json", outcome)
     print_audit_trail(settings, job_id)
+    try:
+        await run_batch_demo(
+            client, WORKSPACE, REQUESTER, say, lambda batch_id: workflow_url(settings, batch_id)
+        )
+    except (RuntimeError, TimeoutError) as error:
+        raise DemoFailed(str(error)) from None
     say(f"\nWeb UI: {workflow_url(settings, job_id)}")
     say(
         f"  (the demo's stack stops now; to browse the job later run "
@@ -193,7 +201,10 @@ def run_demo(base: Settings) -> int:
     settings = demo_settings(base)
     lock = settings.data_dir / "dev.lock"
     stack = DevStack(settings)
-    say("Laneway demo: one research brief, reviewed and delivered, on a throwaway stack")
+    say(
+        "Laneway demo: a research brief reviewed and delivered, then 2,000 tickets through "
+        "the Batch API, on a throwaway stack"
+    )
     try:
         # The lock keeps a second demo (or a `laneway dev` on this directory) off its SQLite.
         with sigterm_stops_the_demo(), single_instance(lock):

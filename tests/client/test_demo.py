@@ -46,7 +46,8 @@ def test_demo_runs_a_reviewed_job_and_leaves_nothing_running(tmp_path: Path) -> 
     code, output, children, seconds = run_demo_watching_children(tmp_path / "var")
 
     assert code == 0, output
-    statuses = re.findall(r"^\s+[\d.]+s  (\w+)", output, re.M)
+    background, _, batch = output.partition("\nBatch job ")
+    statuses = re.findall(r"^\s+[\d.]+s  (\w+)", background, re.M)
     assert statuses == ["queued", "running", "needs_review", "rita", "completed"], output
     assert 'rita (reviewer in demo) approves: "reads well; deliver it"' in output
     assert "completed     approved and delivered" in output
@@ -61,6 +62,15 @@ def test_demo_runs_a_reviewed_job_and_leaves_nothing_running(tmp_path: Path) -> 
     assert f"Delivered to {outbox_file}:\n  {delivered[:60]}" in output
     assert re.search(r"^Usage: \d+ input \+ \d+ output = \d+ tokens \(gpt-4o-mini", output, re.M)
     assert re.search(r"^Cost:  \$0\.0000\d+$", output, re.M), output
+
+    batch_statuses = re.findall(r"^\s+[\d.]+s  (\w+)", batch, re.M)
+    assert batch_statuses[0] == "queued" and batch_statuses[-1] == "completed", batch
+    assert "completed round 1:  2000 of 2000 succeeded, 0 failed, 0 pending" in batch
+    assert "Every record accounted for: 2000 succeeded, 0 failed, 0 never sent" in batch
+    assert "  first line: T-00000 'Question about billing (#0)' -> " in batch
+    assert re.search(
+        r"^Cost:  \$0\.\d+ at batch price \(\$0\.\d+ at standard price\)$", batch, re.M
+    )
 
     assert output.rstrip().endswith("Stack stopped.")
     assert len(children) >= 3, "the Temporal server, the emulator and the worker ran"
