@@ -194,7 +194,13 @@ def _template_text(record: dict[str, Any], template: RequestTemplate) -> str:
         raise LineProblem(
             "missing_field", f"the record has no {', '.join(map(repr, missing))} for the template"
         )
-    return template.prompt_template.format_map(record)
+    try:
+        return template.prompt_template.format_map(record)
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError) as error:
+        # e.g. {score:.1f} of a text value, or {a.b} of a record whose "a" has no "b"
+        raise LineProblem(
+            "invalid_field", f"the record does not fit the template ({error!s})"
+        ) from None
 
 
 def embedding_inputs(url: str, body: dict[str, Any]) -> int:
@@ -284,6 +290,12 @@ class _Validation:
             custom_id, url, body = request_from_record(item, self.spec.template)
         self._check_endpoint_and_model(url, body)
         custom_id = custom_id or f"line-{number}"
+        request = json.dumps(
+            {"custom_id": custom_id, "method": "POST", "url": url, "body": body},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        self._check_fits_a_shard(request, url, body)
         first = self.seen.first_line_of(custom_id, number)
         if first is not None:
             raise LineProblem(
@@ -291,11 +303,6 @@ class _Validation:
                 f"custom_id {custom_id!r} is already used on line {first}; custom_ids must be "
                 "unique within a job",
             )
-        request = json.dumps(
-            {"custom_id": custom_id, "method": "POST", "url": url, "body": body},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
         return PreparedLine(
             line_no=number,
             input_tokens=max(1, len(request) // CHARS_PER_TOKEN),
@@ -304,6 +311,23 @@ class _Validation:
             custom_id=custom_id,
             request=request,
         )
+
+    def _check_fits_a_shard(self, request: bytes, url: str, body: dict[str, Any]) -> None:
+        """A request the planner could only put in a shard over the limits is a bad line."""
+        limit = self.spec.shard_limits.max_bytes
+        if len(request) + 1 > limit:  # a template or the normalised form can add bytes
+            raise LineProblem(
+                "request_too_large",
+                f"the request made from this line has {len(request) + 1:,} bytes; a shard "
+                f"holds at most {limit:,} (shard_limits.max_bytes): shorten the record",
+            )
+        inputs = embedding_inputs(url, body)
+        if inputs > MAX_EMBEDDING_INPUTS_PER_BATCH:
+            raise LineProblem(
+                "too_many_inputs",
+                f"the request has {inputs:,} embedding inputs; a batch takes at most "
+                f"{MAX_EMBEDDING_INPUTS_PER_BATCH:,}",
+            )
 
     def _check_endpoint_and_model(self, url: str, body: dict[str, Any]) -> None:
         expected = self.spec.endpoint or self.endpoint
