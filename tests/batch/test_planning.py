@@ -387,17 +387,22 @@ def test_a_retry_round_sends_exactly_the_retryable_records_in_input_order(
 def test_planning_a_retry_round_again_changes_nothing(
     store: ArtifactStore, ledger: Ledger, records: BatchRecords
 ) -> None:
-    job = Job(store, ledger, [request(n) for n in range(3000)], shard_limits={"max_requests": 500})
+    # 3,000 records to resend: moves are written in chunks while the candidates are read
+    job = Job(store, ledger, [request(n) for n in range(6000)], shard_limits={"max_requests": 800})
     first = job.plan(records)
-    finish_round(records, first, {f"req-{n}": ok(f"req-{n}") for n in range(0, 3000, 2)})
+    finish_round(records, first, {f"req-{n}": ok(f"req-{n}") for n in range(0, 6000, 2)})
 
     second = job.retry(records, 2)
     after_first_try = registered(records)
     again = job.retry(records, 2)  # repeated after a crash, once the records had moved
 
-    assert again == second and second.requests == 1500
+    assert again == second and second.requests == 3000
+    assert [s.requests for s in second.shards] == [800, 800, 800, 600]
+    assert [c for f in shard_lines(store, second) for c in ids_of(f)] == [
+        f"req-{n}" for n in range(1, 6000, 2)
+    ]
     assert registered(records) == after_first_try
-    assert records.counts(JOB, round=2).pending == 1500
+    assert records.counts(JOB, round=2).pending == 3000
 
 
 def test_a_third_round_takes_only_what_the_second_left_retryable(
