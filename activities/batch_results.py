@@ -22,7 +22,6 @@ from laneway.batch import (
     BuildResultsRequest,
     InputFormat,
     RecordState,
-    ValidationReport,
 )
 from laneway.jobs import ArtifactRef
 from laneway.pricing import COST_QUANTUM
@@ -166,7 +165,3 @@ def _per(total: Decimal | None, count: int) -> Decimal | None:
     if total is None or count == 0:
         return None
     return (total / count).quantize(COST_QUANTUM)
-
-
-def quarantined_count(validation: ValidationReport) -> int:
-    return validation.rejected if validation.quarantine is not None else 0

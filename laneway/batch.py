@@ -332,8 +332,6 @@ class BatchSnapshot(BaseModel):
 class WaitForBatchRequest(BaseModel):
     batch_id: str
     last_status: str
-    last_completed: int
-    last_failed: int
 
 
 class IngestRequest(BaseModel):

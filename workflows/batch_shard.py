@@ -141,12 +141,7 @@ class BatchShardWorkflow:
         polling = self._job.polling
         poll = workflow.start_activity(
             WAIT_FOR_BATCH_CHANGE,
-            WaitForBatchRequest(
-                batch_id=batch.batch_id,
-                last_status=batch.status,
-                last_completed=batch.completed,
-                last_failed=batch.failed,
-            ),
+            WaitForBatchRequest(batch_id=batch.batch_id, last_status=batch.status),
             result_type=BatchSnapshot,
             start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
             schedule_to_close_timeout=PROVIDER_DEADLINE,
