@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from openai import OpenAI
+from openai.types import Batch
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.artifacts import ArtifactStore
+from emulator.server import EmulatorServer
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress, RequestTemplate
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
@@ -110,3 +114,39 @@ def batch_fault(kind: str, job: BatchJobInput, **fields: Any) -> dict[str, Any]:
 
 def read_jsonl(store: ArtifactStore, ref: ArtifactRef) -> list[dict[str, Any]]:
     return [json.loads(line) for line in store.read_bytes(ref).splitlines() if line.strip()]
+
+
+def provider_batches(emulator: EmulatorServer) -> list[Batch]:
+    """Every batch the emulator holds (the first 100, newest first), as the SDK reads them."""
+    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
+    return list(client.batches.list(limit=100))
+
+
+def provider_batch_dicts(emulator: EmulatorServer) -> list[dict[str, Any]]:
+    return [batch.model_dump() for batch in provider_batches(emulator)]
+
+
+@contextlib.asynccontextmanager
+async def provider_clock_follows_temporal(
+    env: WorkflowEnvironment, emulator: EmulatorServer
+) -> AsyncIterator[None]:
+    """Advance the emulated provider clock as far as the time-skipping server moves."""
+
+    async def follow() -> None:
+        last = await env.get_current_time()
+        while True:
+            now = await env.get_current_time()
+            if now > last:
+                await asyncio.to_thread(
+                    emulator.control.advance_clock, (now - last).total_seconds()
+                )
+                last = now
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(follow())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from openai import OpenAI
 from openai.types import Batch
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
@@ -36,13 +35,14 @@ from tests.batch.conftest import (
     batch_fault,
     classify_template,
     make_batch_job,
+    provider_batches,
     read_jsonl,
     records,
     start_batch,
     wait_until,
     write_jsonl,
 )
-from tests.conftest import TEST_API_KEY, WorkerFactory
+from tests.conftest import WorkerFactory
 from workflows.batch_job import BatchJobWorkflow
 
 FAST_POLLING = PollingPolicy(
@@ -58,11 +58,6 @@ OUTSIDER = Actor(id="oscar", workspace="globex", roles=frozenset({"operator"}))
 def emulator_config() -> EmulatorConfig:
     # A pinned batch waits for its 24-hour window: 144 real seconds at this speed.
     return EmulatorConfig(speed=600.0, batch_seconds_per_request=0.1)
-
-
-def _batches(emulator: EmulatorServer) -> list[Batch]:
-    client = OpenAI(base_url=emulator.base_url, api_key=TEST_API_KEY, max_retries=0)
-    return list(client.batches.list(limit=100))
 
 
 def _meta(batch: Batch, key: str) -> str:
@@ -88,7 +83,7 @@ def _pinned(emulator: EmulatorServer, count: int, done: int, **metadata: str) ->
     def check() -> bool:
         found = [
             b
-            for b in _batches(emulator)
+            for b in provider_batches(emulator)
             if all(_meta(b, f"laneway_{k}") == v for k, v in metadata.items())
         ]
         return len(found) == count and all(
@@ -147,7 +142,7 @@ async def test_cancel_update_during_a_retry_round(
         outcome = await handle.result()
         in_flight = await _shard_outcome(client, f"{job.job_id}/round-2/shard-0")
 
-    batches = _batches(emulator)
+    batches = provider_batches(emulator)
     second = [b for b in batches if _meta(b, "laneway_round") == "2"]
     assert [(_meta(b, "laneway_shard"), b.status) for b in second] == [("0", "cancelled")]
     assert len(batches) == 5, "four batches in round 1, one in round 2: shard 1 never sent"
@@ -227,7 +222,7 @@ async def test_temporal_cancellation_with_one_shard_in_flight_and_one_in_backoff
         backed_off = await _shard_outcome(client, shard(job.job_id, 1))
 
     assert isinstance(failure.value.cause, CancelledError)
-    batches = sorted(_batches(emulator), key=lambda b: _meta(b, "laneway_shard"))
+    batches = sorted(provider_batches(emulator), key=lambda b: _meta(b, "laneway_shard"))
     assert [(_meta(b, "laneway_shard"), b.status) for b in batches] == [
         ("0", "cancelled"),
         ("1", "failed"),
@@ -274,7 +269,7 @@ async def test_a_terminated_job_still_has_its_shards_cancel_their_batches(
                 await _shard_outcome(client, f"{job.job_id}/round-1/shard-{index}")
             assert isinstance(failure.value.cause, CancelledError)
 
-    assert [b.status for b in _batches(emulator)] == ["cancelled", "cancelled"]
+    assert [b.status for b in provider_batches(emulator)] == ["cancelled", "cancelled"]
     states = Counter((r.state, r.error_code) for r in _rows(settings, job))
     assert states == {
         (RecordState.SUCCEEDED, None): 80,

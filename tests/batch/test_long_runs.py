@@ -8,9 +8,6 @@ shards and rounds.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from tests.batch.conftest import (
     batch_fault,
     classify_template,
     make_batch_job,
+    provider_clock_follows_temporal,
     records,
     start_batch,
     write_jsonl,
@@ -46,30 +44,6 @@ def emulator_config() -> EmulatorConfig:
     # 720 emulated seconds per request: a shard of 100 requests runs 20 hours. At speed 1 the
     # provider's clock barely moves by itself; the bridge below moves it.
     return EmulatorConfig(speed=1.0, batch_seconds_per_request=720.0)
-
-
-@contextlib.asynccontextmanager
-async def provider_clock_follows_temporal(
-    env: WorkflowEnvironment, emulator: EmulatorServer
-) -> AsyncIterator[None]:
-    async def follow() -> None:
-        last = await env.get_current_time()
-        while True:
-            now = await env.get_current_time()
-            if now > last:
-                await asyncio.to_thread(
-                    emulator.control.advance_clock, (now - last).total_seconds()
-                )
-                last = now
-            await asyncio.sleep(0.02)
-
-    task = asyncio.create_task(follow())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _shard_ids(settings: Settings, job: BatchJobInput, first_round_shards: int) -> list[str]:

@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from openai import OpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.artifacts import ArtifactStore
@@ -17,17 +16,13 @@ from tests.batch.conftest import (
     batch_fault,
     classify_template,
     make_batch_job,
+    provider_batch_dicts,
     read_jsonl,
     records,
     start_batch,
     write_jsonl,
 )
 from tests.conftest import WorkerFactory
-
-
-def _batches(emulator: EmulatorServer) -> list[dict[str, object]]:
-    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
-    return [b.model_dump() for b in client.batches.list(limit=100)]
 
 
 async def test_a_batch_refused_for_the_token_limit_is_submitted_again_later(
@@ -53,9 +48,9 @@ async def test_a_batch_refused_for_the_token_limit_is_submitted_again_later(
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.records.succeeded == 100
     assert outcome.report.rounds == 1, "resubmitted within the round, not as a retry round"
-    batches = sorted(_batches(emulator), key=lambda b: str(b["metadata"]))
+    batches = sorted(provider_batch_dicts(emulator), key=lambda b: str(b["metadata"]))
     assert [b["status"] for b in batches] == ["failed", "completed"]
-    assert [b["metadata"]["laneway_submission"] for b in batches] == ["1", "2"]  # type: ignore[index]
+    assert [b["metadata"]["laneway_submission"] for b in batches] == ["1", "2"]
     assert took >= timedelta(minutes=20), "waited the backoff before submitting again"
 
 
@@ -80,15 +75,19 @@ async def test_a_completed_batch_without_an_output_file_counts_its_records_missi
         outcome = await (await start_batch(time_skipping_env, settings, job)).result()
 
     empty = [
-        b for b in _batches(emulator) if b["status"] == "completed" and not b["output_file_id"]
+        b
+        for b in provider_batch_dicts(emulator)
+        if b["status"] == "completed" and not b["output_file_id"]
     ]
     assert len(empty) == 1, "the provider called the batch completed and gave no output file"
-    assert empty[0]["request_counts"]["completed"] == 100  # type: ignore[index]
+    assert empty[0]["request_counts"]["completed"] == 100
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.rounds == 2
     assert outcome.report.records.succeeded == 300
-    second_round = [b for b in _batches(emulator) if b["metadata"]["laneway_round"] == "2"]  # type: ignore[index]
-    assert [b["request_counts"]["total"] for b in second_round] == [100]  # type: ignore[index]
+    second_round = [
+        b for b in provider_batch_dicts(emulator) if b["metadata"]["laneway_round"] == "2"
+    ]
+    assert [b["request_counts"]["total"] for b in second_round] == [100]
 
 
 async def test_quarantine_sets_bad_lines_aside_and_runs_the_rest(

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import OpenAI
 from openai.types import Batch
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -33,6 +32,7 @@ from tests.batch.conftest import (
     batch_fault,
     classify_template,
     make_batch_job,
+    provider_batches,
     read_jsonl,
     records,
     request_lines,
@@ -40,7 +40,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import TEST_API_KEY, WorkerFactory
+from tests.conftest import WorkerFactory
 from workflows.batch_job import BatchJobWorkflow
 
 OPERATOR = Actor(id="otto", workspace="acme", roles=frozenset({"operator"}))
@@ -61,11 +61,6 @@ def emulator_config() -> EmulatorConfig:
 def _rows(settings: Settings, job: BatchJobInput) -> list[StoredRecord]:
     engine = Ledger.from_url(settings.ledger_url).engine
     return list(BatchRecords(engine).records_in_order(job.job_id))
-
-
-def _provider_batches(emulator: EmulatorServer) -> list[Batch]:
-    client = OpenAI(base_url=emulator.base_url, api_key=TEST_API_KEY, max_retries=0)
-    return list(client.batches.list(limit=100))
 
 
 def _in_round(batches: list[Batch], round_: int) -> list[Batch]:
@@ -229,7 +224,7 @@ async def test_round_two_holds_exactly_what_round_one_left_retryable_or_never_ra
         assert entry["code"] == "missing_required_parameter"
         assert entry["message"].startswith("400: ") and "input" in entry["message"]
 
-    provider = _provider_batches(emulator)
+    provider = provider_batches(emulator)
     assert len(_in_round(provider, 1)) == 4 and len(_in_round(provider, 2)) == len(second_shards)
     assert not _in_round(provider, 3)
 
@@ -273,7 +268,7 @@ async def test_results_left_out_of_the_files_are_missing_then_resent(
         rows = _rows(settings, job)
 
     round_one = sorted(
-        _in_round(_provider_batches(emulator), 1), key=lambda b: (b.metadata or {})["laneway_shard"]
+        _in_round(provider_batches(emulator), 1), key=lambda b: (b.metadata or {})["laneway_shard"]
     )
     assert [b.status for b in round_one] == ["completed"] * 3
     assert all(b.request_counts and b.request_counts.completed == 100 for b in round_one)
@@ -325,7 +320,7 @@ async def test_failures_in_every_round_hold_the_job_failed_for_retry_then_archiv
         assert held.reason is not None
         assert held.reason.startswith(f"{failing} records still failing after 2 rounds")
         assert held.allowed_actions == ["retry", "archive"]
-        assert len(_in_round(_provider_batches(emulator), 3)) == 0, "the budget is respected"
+        assert len(_in_round(provider_batches(emulator), 3)) == 0, "the budget is respected"
 
         retried = await handle.execute_update(
             BatchJobWorkflow.retry, ControlRequest(actor=OPERATOR, note="provider had a bad day")
@@ -337,9 +332,9 @@ async def test_failures_in_every_round_hold_the_job_failed_for_retry_then_archiv
         assert again.records.retryable == failing, "the same records fail again"
         assert again.reason is not None
         assert again.reason.startswith(f"{failing} records still failing after 3 rounds")
-        third = _in_round(_provider_batches(emulator), 3)
+        third = _in_round(provider_batches(emulator), 3)
         assert [b.request_counts.total for b in third if b.request_counts] == [failing]
-        assert not _in_round(_provider_batches(emulator), 4), "one more round, not more"
+        assert not _in_round(provider_batches(emulator), 4), "one more round, not more"
 
         archived = await handle.execute_update(
             BatchJobWorkflow.archive, ControlRequest(actor=OPERATOR, note="give up")
@@ -398,7 +393,7 @@ async def test_a_token_limit_refusal_is_resubmitted_under_a_new_key_and_loses_no
             assert described.close_time is not None
             durations[shard] = described.close_time - described.start_time
 
-    batches = _provider_batches(emulator)
+    batches = provider_batches(emulator)
     of_shard = sorted(
         (b for b in batches if (b.metadata or {}).get("laneway_shard") == "1"),
         key=lambda b: (b.metadata or {})["laneway_submission"],
@@ -474,5 +469,5 @@ async def test_quarantined_lines_are_reported_beside_provider_failures_in_line_o
     quarantined = {3, 8, 15, 30}
     results = read_jsonl(store, report.results)
     assert [r["line"] for r in results] == [n for n in range(1, 41) if n not in {*quarantined, 22}]
-    sent = sum(b.request_counts.total for b in _provider_batches(emulator) if b.request_counts)
+    sent = sum(b.request_counts.total for b in provider_batches(emulator) if b.request_counts)
     assert sent == 36, "quarantined lines never reach the provider"

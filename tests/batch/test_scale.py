@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
-from openai import OpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.artifacts import ArtifactStore
@@ -23,6 +21,7 @@ from laneway.status import ProductStatus
 from tests.batch.conftest import (
     classify_template,
     make_batch_job,
+    provider_batch_dicts,
     records,
     start_batch,
     write_jsonl,
@@ -54,7 +53,7 @@ async def test_120k_records_three_shards_all_joined_once(
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     stats = emulator.control.stats()
     assert stats["counts"]["batches"] == 3, "50,000 + 50,000 + 20,000 requests"
-    sizes = sorted(b["request_counts"]["total"] for b in _batches(emulator))
+    sizes = sorted(b["request_counts"]["total"] for b in provider_batch_dicts(emulator))
     assert sizes == [20_000, 50_000, 50_000]
 
     report = outcome.report
@@ -76,8 +75,3 @@ async def test_120k_records_three_shards_all_joined_once(
 def _custom_ids(store: ArtifactStore, ref: ArtifactRef) -> list[str]:
     with store.open(ref) as handle:
         return [json.loads(line)["custom_id"] for line in handle]
-
-
-def _batches(emulator: EmulatorServer) -> list[dict[str, Any]]:
-    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
-    return [b.model_dump() for b in client.batches.list(limit=100)]

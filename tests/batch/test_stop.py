@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
-from openai import OpenAI
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
@@ -25,6 +23,7 @@ from tests.batch.conftest import (
     BatchHandle,
     classify_template,
     make_batch_job,
+    provider_batch_dicts,
     records,
     start_batch,
     write_jsonl,
@@ -52,29 +51,24 @@ def _job(settings: Settings, tmp_path: Path) -> BatchJobInput:
     )
 
 
-def _provider_batches(emulator: EmulatorServer) -> list[dict[str, Any]]:
-    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
-    return [b.model_dump() for b in client.batches.list(limit=100)]
-
-
 async def _wait_for_progress(emulator: EmulatorServer) -> None:
     """Until both batches in flight have run some of their requests."""
 
     def progressed() -> bool:
-        batches = _provider_batches(emulator)
+        batches = provider_batch_dicts(emulator)
         return len(batches) == 2 and all(b["request_counts"]["completed"] > 20 for b in batches)
 
     for _ in range(600):
         if progressed():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"the batches never progressed: {_provider_batches(emulator)}")
+    raise AssertionError(f"the batches never progressed: {provider_batch_dicts(emulator)}")
 
 
 def _assert_stopped_with_partial_results(
     settings: Settings, emulator: EmulatorServer, job: BatchJobInput
 ) -> Counter[RecordState]:
-    batches = _provider_batches(emulator)
+    batches = provider_batch_dicts(emulator)
     assert len(batches) == 2, "the third shard was never submitted"
     assert {b["status"] for b in batches} == {"cancelled"}
     rows = list(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from laneway.status import ProductStatus
 from tests.batch.conftest import (
     classify_template,
     make_batch_job,
+    provider_clock_follows_temporal,
     records,
     start_batch,
     write_jsonl,
@@ -34,30 +32,6 @@ def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(speed=1.0, batch_seconds_per_request=720.0)
 
 
-@contextlib.asynccontextmanager
-async def clocks_bridged(env: WorkflowEnvironment, emulator: EmulatorServer) -> AsyncIterator[None]:
-    """Advance the emulated provider clock as far as the time-skipping server moves."""
-
-    async def follow() -> None:
-        last = await env.get_current_time()
-        while True:
-            now = await env.get_current_time()
-            if now > last:
-                await asyncio.to_thread(
-                    emulator.control.advance_clock, (now - last).total_seconds()
-                )
-                last = now
-            await asyncio.sleep(0.02)
-
-    task = asyncio.create_task(follow())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_a_twenty_hour_batch_keeps_every_history_bounded(
     time_skipping_env: WorkflowEnvironment,
     laneway_worker: WorkerFactory,
@@ -69,7 +43,10 @@ async def test_a_twenty_hour_batch_keeps_every_history_bounded(
         settings, write_jsonl(tmp_path / "in.jsonl", records(100)), template=classify_template()
     )
     client = time_skipping_env.client
-    async with laneway_worker(time_skipping_env), clocks_bridged(time_skipping_env, emulator):
+    async with (
+        laneway_worker(time_skipping_env),
+        provider_clock_follows_temporal(time_skipping_env, emulator),
+    ):
         handle = await start_batch(time_skipping_env, settings, job)
         started = await time_skipping_env.get_current_time()
         outcome = await handle.result()

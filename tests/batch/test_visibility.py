@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import OpenAI
-from openai.types import Batch
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,13 +23,14 @@ from tests.batch.conftest import (
     batch_fault,
     classify_template,
     make_batch_job,
+    provider_batches,
     records,
     request_lines,
     start_batch,
     wait_until,
     write_jsonl,
 )
-from tests.conftest import TEST_API_KEY, WorkerFactory
+from tests.conftest import WorkerFactory
 from workflows.batch_job import BatchJobWorkflow
 from workflows.search_attributes import (
     LANEWAY_JOB_TYPE,
@@ -61,11 +60,6 @@ REFUSED = ("req-3", "req-4", "req-5")  # no input: the provider answers 400
 def emulator_config() -> EmulatorConfig:
     # The pinned shard waits for its 24-hour window (144 real seconds) until the test jumps.
     return EmulatorConfig(speed=600.0)
-
-
-def _batches(emulator: EmulatorServer) -> list[Batch]:
-    client = OpenAI(base_url=emulator.base_url, api_key=TEST_API_KEY, max_retries=0)
-    return list(client.batches.list(limit=100))
 
 
 async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
@@ -139,7 +133,7 @@ async def test_progress_while_running_and_at_the_end(
         assert running.status == ProductStatus.RUNNING and running.lane == "batch"
         assert _counts(running) == (1, 300, 197, 3, 100)
         assert running.records.retryable == 0 and running.shards_in_flight == 1
-        first_round = sorted(b.id for b in _batches(emulator))
+        first_round = sorted(b.id for b in provider_batches(emulator))
         assert sorted(running.provider_ids) == first_round and len(first_round) == 3
 
         progress = "round 1 · 300 total · 197 succeeded · 3 failed · 100 pending"
@@ -161,7 +155,7 @@ async def test_progress_while_running_and_at_the_end(
             f'LanewayLane="batch" AND LanewayStatus="running" AND WorkflowId="{job.job_id}"'
         )
         assert await _found(client, running_query) == [job.job_id]
-        [in_flight] = [b for b in _batches(emulator) if b.status == "in_progress"]
+        [in_flight] = [b for b in provider_batches(emulator) if b.status == "in_progress"]
         by_batch = f'LanewayProviderIds="{in_flight.id}"'
         assert await _found(client, by_batch) == [job.job_id]
 
@@ -173,7 +167,7 @@ async def test_progress_while_running_and_at_the_end(
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert final.status == ProductStatus.COMPLETED and _counts(final) == (2, 300, 297, 3, 0)
     assert final.shards_in_flight == 0 and final.cost_usd is not None
-    all_batches = sorted(b.id for b in _batches(emulator))
+    all_batches = sorted(b.id for b in provider_batches(emulator))
     [second_round] = sorted(set(all_batches) - set(first_round))
     assert sorted(final.provider_ids) == all_batches
 
@@ -220,8 +214,8 @@ async def test_a_provider_event_wakes_only_the_shard_that_owns_the_batch(
                 break
             await asyncio.sleep(0.02)
         emulator.control.advance_clock(3600)
-        owner = {(b.metadata or {})["laneway_shard"]: b.id for b in _batches(emulator)}
-        assert {b.status for b in _batches(emulator)} == {"completed"}
+        owner = {(b.metadata or {})["laneway_shard"]: b.id for b in provider_batches(emulator)}
+        assert {b.status for b in provider_batches(emulator)} == {"completed"}
         assert sorted(owner.values()) == sorted(view.provider_ids)
 
         await handle.signal(BatchJobWorkflow.provider_event, owner["1"])

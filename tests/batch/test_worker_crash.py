@@ -12,10 +12,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from openai import OpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.artifacts import ArtifactStore
@@ -30,6 +28,7 @@ from laneway.status import ProductStatus
 from tests.batch.conftest import (
     classify_template,
     make_batch_job,
+    provider_batch_dicts,
     records,
     start_batch,
     wait_until,
@@ -57,11 +56,6 @@ def _job(settings: Settings, tmp_path: Path, count: int, per_shard: int) -> Batc
         settings, path, template=classify_template(), shard_limits={"max_requests": per_shard}
     )
     return job.model_copy(update={"polling": POLLING})
-
-
-def _batches(emulator: EmulatorServer) -> list[dict[str, Any]]:
-    client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
-    return [batch.model_dump() for batch in client.batches.list(limit=100)]
 
 
 def _requests(emulator: EmulatorServer, route: str) -> int:
@@ -109,7 +103,7 @@ async def test_sigkill_while_shards_poll_then_restart(
 
     _assert_every_record_once(settings, job, outcome, 3000)
     stats = emulator.control.stats()
-    assert all(b["status"] == "completed" for b in _batches(emulator))
+    assert all(b["status"] == "completed" for b in provider_batch_dicts(emulator))
     assert stats["counts"]["batches"] == 3, "no shard created a second batch"
     assert stats["ids"]["batches"] == batch_ids
     assert stats["requests"]["POST /v1/batches"] == 3
