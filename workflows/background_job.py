@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         describe_duration,
     )
     from laneway.jobs import ReviewExpiryAction
+    from laneway.permissions import ACTION_NOT_ALLOWED_NOW
     from laneway.status import (
         TERMINAL_PRODUCT_STATUSES,
         TERMINAL_RESPONSE_STATUSES,
@@ -55,9 +56,7 @@ with workflow.unsafe.imports_passed_through():
         PROVIDER_RETRY,
         AuditTrail,
         JobEnds,
-        check_action_allowed,
-        check_operator,
-        check_reviewer,
+        check_control,
         wait_for,
     )
     from workflows.search_attributes import (
@@ -460,7 +459,7 @@ class BackgroundJobWorkflow:
 
     @approve.validator
     def _validate_approve(self, request: ControlRequest) -> None:
-        self._check_reviewer(request, "approve")
+        self._check(request, "approve")
 
     @workflow.update
     async def reject(self, request: ControlRequest) -> JobView:
@@ -470,7 +469,7 @@ class BackgroundJobWorkflow:
 
     @reject.validator
     def _validate_reject(self, request: ControlRequest) -> None:
-        self._check_reviewer(request, "reject")
+        self._check(request, "reject")
 
     @workflow.update
     async def cancel(self, request: ControlRequest) -> JobView:
@@ -480,9 +479,12 @@ class BackgroundJobWorkflow:
 
     @cancel.validator
     def _validate_cancel(self, request: ControlRequest) -> None:
-        self._check_operator(request, "cancel")
+        self._check(request, "cancel")
         if self._side_effect_started:
-            raise ApplicationError("the side effect has already started; it cannot be cancelled")
+            raise ApplicationError(
+                "the side effect has already started; it cannot be cancelled",
+                type=ACTION_NOT_ALLOWED_NOW,
+            )
 
     @workflow.update
     async def retry(self, request: ControlRequest) -> JobView:
@@ -492,7 +494,7 @@ class BackgroundJobWorkflow:
 
     @retry.validator
     def _validate_retry(self, request: ControlRequest) -> None:
-        self._check_operator(request, "retry")
+        self._check(request, "retry")
 
     @workflow.update
     async def archive(self, request: ControlRequest) -> JobView:
@@ -503,7 +505,7 @@ class BackgroundJobWorkflow:
 
     @archive.validator
     def _validate_archive(self, request: ControlRequest) -> None:
-        self._check_operator(request, "archive")
+        self._check(request, "archive")
 
     @workflow.update
     async def escalate(self, request: ControlRequest) -> JobView:
@@ -512,7 +514,7 @@ class BackgroundJobWorkflow:
 
     @escalate.validator
     def _validate_escalate(self, request: ControlRequest) -> None:
-        self._check_operator(request, "escalate")
+        self._check(request, "escalate")
 
     @workflow.query
     def status(self) -> JobView:
@@ -542,17 +544,19 @@ class BackgroundJobWorkflow:
             archived=self._archive_request is not None,
         )
 
-    def _check_reviewer(self, request: ControlRequest, action: str) -> None:
+    def _check(self, request: ControlRequest, action: str) -> None:
         spec = self._job.spec
-        check_reviewer(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
-        if self._decision is not None:
-            raise ApplicationError(f"the job was already {self._decision[0]}")
-        check_action_allowed(action, self._status, self._allowed_actions())
-
-    def _check_operator(self, request: ControlRequest, action: str) -> None:
-        spec = self._job.spec
-        check_operator(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
-        check_action_allowed(action, self._status, self._allowed_actions())
+        check_control(
+            request,
+            action,
+            workspace=spec.workspace,
+            requested_by=spec.requested_by,
+            status=self._status,
+            allowed=self._allowed_actions(),
+            already_decided=None
+            if self._decision is None
+            else f"the job was already {self._decision[0]}",
+        )
 
     # ---- presentation -----------------------------------------------------------------------
 

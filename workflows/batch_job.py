@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationReport,
     )
     from laneway.jobs import ReviewExpiryAction, ReviewPolicy
+    from laneway.permissions import ACTION_NOT_ALLOWED_NOW
     from laneway.status import TERMINAL_PRODUCT_STATUSES, Lane, ProductStatus, allowed_actions
     from workflows.batch_shard import BatchShardWorkflow
     from workflows.job_common import (
@@ -57,9 +58,7 @@ with workflow.unsafe.imports_passed_through():
         LEDGER_RETRY,
         AuditTrail,
         JobEnds,
-        check_action_allowed,
-        check_operator,
-        check_reviewer,
+        check_control,
         signal_workflow,
         wait_for,
     )
@@ -636,7 +635,7 @@ class BatchJobWorkflow:
 
     @approve.validator
     def _validate_approve(self, request: ControlRequest) -> None:
-        self._check_reviewer(request, "approve")
+        self._check(request, "approve")
 
     @workflow.update
     async def reject(self, request: ControlRequest) -> BatchProgress:
@@ -646,7 +645,7 @@ class BatchJobWorkflow:
 
     @reject.validator
     def _validate_reject(self, request: ControlRequest) -> None:
-        self._check_reviewer(request, "reject")
+        self._check(request, "reject")
 
     @workflow.update
     async def cancel(self, request: ControlRequest) -> BatchProgress:
@@ -656,9 +655,12 @@ class BatchJobWorkflow:
 
     @cancel.validator
     def _validate_cancel(self, request: ControlRequest) -> None:
-        self._check_operator(request, "cancel")
+        self._check(request, "cancel")
         if self._side_effect_started:
-            raise ApplicationError("the side effect has already started; it cannot be cancelled")
+            raise ApplicationError(
+                "the side effect has already started; it cannot be cancelled",
+                type=ACTION_NOT_ALLOWED_NOW,
+            )
 
     @workflow.update
     async def retry(self, request: ControlRequest) -> BatchProgress:
@@ -670,7 +672,7 @@ class BatchJobWorkflow:
 
     @retry.validator
     def _validate_retry(self, request: ControlRequest) -> None:
-        self._check_operator(request, "retry")
+        self._check(request, "retry")
 
     @workflow.update
     async def archive(self, request: ControlRequest) -> BatchProgress:
@@ -680,7 +682,7 @@ class BatchJobWorkflow:
 
     @archive.validator
     def _validate_archive(self, request: ControlRequest) -> None:
-        self._check_operator(request, "archive")
+        self._check(request, "archive")
 
     @workflow.update
     async def escalate(self, request: ControlRequest) -> BatchProgress:
@@ -689,7 +691,7 @@ class BatchJobWorkflow:
 
     @escalate.validator
     def _validate_escalate(self, request: ControlRequest) -> None:
-        self._check_operator(request, "escalate")
+        self._check(request, "escalate")
 
     @workflow.query
     def status(self) -> BatchProgress:
@@ -722,17 +724,19 @@ class BatchJobWorkflow:
             archived=self._archive_request is not None,
         )
 
-    def _check_reviewer(self, request: ControlRequest, action: str) -> None:
+    def _check(self, request: ControlRequest, action: str) -> None:
         spec = self._job.spec
-        check_reviewer(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
-        if self._decision is not None:
-            raise ApplicationError(f"the {self._gate or 'job'} was already {self._decision[0]}")
-        check_action_allowed(action, self._status, self._allowed_actions())
-
-    def _check_operator(self, request: ControlRequest, action: str) -> None:
-        spec = self._job.spec
-        check_operator(request, action, workspace=spec.workspace, requested_by=spec.requested_by)
-        check_action_allowed(action, self._status, self._allowed_actions())
+        check_control(
+            request,
+            action,
+            workspace=spec.workspace,
+            requested_by=spec.requested_by,
+            status=self._status,
+            allowed=self._allowed_actions(),
+            already_decided=None
+            if self._decision is None
+            else f"the {self._gate or 'job'} was already {self._decision[0]}",
+        )
 
 
 def _cause(error: ActivityError | ChildWorkflowError) -> str:

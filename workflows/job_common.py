@@ -17,6 +17,12 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from laneway.background import PROVIDER_REJECTED, RECORD_STATUS, ControlRequest, StatusChange
+    from laneway.permissions import (
+        ACTION_FORBIDDEN,
+        ACTION_NOT_ALLOWED_NOW,
+        REVIEW_ACTIONS,
+        refusal,
+    )
     from laneway.status import ProductStatus
 
 LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
@@ -96,26 +102,32 @@ def check_action_allowed(action: str, status: ProductStatus, allowed: list[str])
     if action not in allowed:
         raise ApplicationError(
             f"cannot {action} a job that is {status.value}; "
-            f"allowed now: {', '.join(allowed) or 'nothing'}"
+            f"allowed now: {', '.join(allowed) or 'nothing'}",
+            type=ACTION_NOT_ALLOWED_NOW,
         )
 
 
-def check_reviewer(
-    request: ControlRequest, action: str, *, workspace: str, requested_by: str
+def check_control(
+    request: ControlRequest,
+    action: str,
+    *,
+    workspace: str,
+    requested_by: str,
+    status: ProductStatus,
+    allowed: list[str],
+    already_decided: str | None = None,
 ) -> None:
-    """Only a reviewer of the job's workspace, and never the requester, approves or rejects."""
-    if not request.actor.may_review(workspace):
-        raise ApplicationError(f"{request.actor.id} is not a reviewer in workspace {workspace}")
-    if request.actor.id == requested_by:
-        raise ApplicationError(f"{request.actor.id} requested this job and cannot {action} it")
+    """An update validator's checks: may this actor, and does the action make sense now."""
+    check_permission(request, action, workspace=workspace, requested_by=requested_by)
+    if already_decided is not None and action in REVIEW_ACTIONS:
+        raise ApplicationError(already_decided, type=ACTION_NOT_ALLOWED_NOW)
+    check_action_allowed(action, status, allowed)
 
 
-def check_operator(
+def check_permission(
     request: ControlRequest, action: str, *, workspace: str, requested_by: str
 ) -> None:
-    """The requester, or an operator or reviewer of the job's workspace."""
-    is_requester = request.actor.id == requested_by
-    if request.actor.workspace != workspace or not (
-        is_requester or request.actor.may_operate(workspace)
-    ):
-        raise ApplicationError(f"{request.actor.id} may not {action} jobs of workspace {workspace}")
+    """The rule of `laneway.permissions`, as an update validator's refusal."""
+    reason = refusal(request.actor, action, workspace=workspace, requested_by=requested_by)
+    if reason is not None:
+        raise ApplicationError(reason, type=ACTION_FORBIDDEN)
