@@ -24,8 +24,8 @@ from pathlib import Path
 
 from activities.ledger import Ledger
 from client.batch_demo import run_batch_demo
-from client.jobs import LanewayClient
-from laneway.background import REVIEWER_ROLE, Actor, JobOutcome, JobView
+from client.jobs import JobState, LanewayClient
+from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus, is_terminal
@@ -102,7 +102,7 @@ class Progress:
     def line(self, text: str) -> None:
         say(f"  {time.monotonic() - self.started:5.1f}s  {text}")
 
-    def show(self, view: JobView) -> None:
+    def show(self, view: JobState) -> None:
         if view.status != self.last_status:
             self.last_status = view.status
             self.line(f"{view.status:<13} {view.reason or ''}".rstrip())
@@ -125,7 +125,7 @@ async def follow_until_review(client: LanewayClient, job_id: str, progress: Prog
 async def review_and_finish(client: LanewayClient, job_id: str, progress: Progress) -> JobOutcome:
     progress.line(f'{REVIEWER.id} (reviewer in {WORKSPACE}) approves: "{REVIEW_NOTE}"')
     progress.show(await client.approve(job_id, REVIEWER, REVIEW_NOTE))
-    outcome = await asyncio.wait_for(client.wait(job_id), STEP_LIMIT_SECONDS)
+    outcome = await asyncio.wait_for(client.wait_background(job_id), STEP_LIMIT_SECONDS)
     if outcome.status != ProductStatus.COMPLETED or not outcome.side_effect_ran:
         raise DemoFailed(f"the job ended {outcome.status}: {outcome.reason}")
     return outcome

@@ -1,28 +1,36 @@
-"""The Python client for backend services: start background jobs, follow them, act on them.
+"""The Python client for backend services and operators: start jobs, find them, act on them.
 
     client = await LanewayClient.connect(settings)
-    job_id = await client.start_background_job(spec)      # returns at once
+    job_id = await client.start_background_job(spec)      # or start_batch_job: returns at once
     view = await client.status(job_id)                     # product status, cost, actions
+    jobs = await client.list_jobs(status="needs_review", workspace="acme")
     await client.approve(job_id, reviewer, "looks right")  # returns once the job moved on
     outcome = await client.wait(job_id)                    # how the job ended
-    text = client.fetch_result(job_id)                     # the output, from the result store
+    results = await client.results(job_id)                 # output / results file, streamed
 
-A job is one Temporal workflow; its job id is the workflow id. Every control action names an
-`Actor` (who, which workspace, which roles) as the calling service authenticated them; the
-job's workflow refuses an action that actor may not take with a plain sentence, raised here
-as `JobActionRefused`. Every error this client raises is a `LanewayClientError`.
+A job is one Temporal workflow; its job id is the workflow id. Background and batch jobs
+answer the same calls: `status` gives a `JobView` (background) or `BatchProgress` (batch), both
+with status, lane, workspace, cost and allowed actions. Every control action names an `Actor`
+(who, which workspace, which roles) as the calling surface authenticated them; the job's
+workflow refuses what that actor may not do (`JobActionForbidden`) or what makes no sense now
+(`JobActionRefused`). Every error this client raises is a `LanewayClientError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -30,26 +38,46 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger
+from activities.ledger import JobEvent, Ledger
 from activities.ledger.migrate import current_revision
-from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobOutcome, JobView
+from laneway.background import (
+    Actor,
+    BackgroundJobInput,
+    ControlRequest,
+    JobOutcome,
+    JobView,
+    PollingPolicy,
+)
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
 from laneway.jobs import ArtifactRef, JobSpec
+from laneway.permissions import ACTION_FORBIDDEN
 from laneway.settings import Settings
+from laneway.status import Action, EventKind, Lane, ProductStatus
+from laneway.visibility import jobs_query
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
 from workflows.batch_job import BatchJobWorkflow
-from workflows.search_attributes import LANEWAY_STATUS
+from workflows.search_attributes import (
+    LANEWAY_JOB_TYPE,
+    LANEWAY_LANE,
+    LANEWAY_PROGRESS,
+    LANEWAY_STATUS,
+    LANEWAY_WORKSPACE,
+)
 
-JobHandle = WorkflowHandle[BackgroundJobWorkflow, JobOutcome]
-BatchHandle = WorkflowHandle[BatchJobWorkflow, BatchOutcome]
-ControlUpdate = UpdateMethodMultiParam[[BackgroundJobWorkflow, ControlRequest], JobView]
+JobState = JobView | BatchProgress
+"""What `status` and every control action answer: the job as people see it."""
+JobEnd = JobOutcome | BatchOutcome
+"""What `wait` answers: how the job ended."""
+
 T = TypeVar("T")
+_STATE_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobView, Lane.BATCH: BatchProgress}
+_END_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobOutcome, Lane.BATCH: BatchOutcome}
+_WORKFLOW_LANES = {"BackgroundJobWorkflow": Lane.BACKGROUND, "BatchJobWorkflow": Lane.BATCH}
 
 
 class LanewayClientError(Exception):
@@ -61,31 +89,72 @@ class JobNotFoundError(LanewayClientError, LookupError):
 
 
 class JobActionRefused(LanewayClientError):
-    """The job refused a control action: wrong actor, wrong status, or the job has ended."""
+    """The job refused a control action: wrong status, already decided, or the job has ended."""
+
+
+class JobActionForbidden(JobActionRefused):
+    """The actor may not take this action on this job (workspace, role, or own job)."""
 
 
 class ResultNotReady(LanewayClientError):
-    """The job exists but its provider response has not produced an output yet."""
+    """The job exists but has no results yet."""
 
 
 class JobStoppedError(LanewayClientError):
     """The job's workflow stopped without an outcome (terminated or cancelled in Temporal)."""
 
 
+class JobSummary(BaseModel):
+    """One job as Temporal visibility lists it (no worker needed to answer)."""
+
+    job_id: str
+    lane: str | None
+    status: str | None
+    job_type: str | None
+    workspace: str | None
+    progress: str | None
+    started_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def from_execution(cls, execution: WorkflowExecution) -> JobSummary:
+        found = execution.typed_search_attributes
+        return cls(
+            job_id=execution.id,
+            lane=found.get(LANEWAY_LANE),
+            status=found.get(LANEWAY_STATUS),
+            job_type=found.get(LANEWAY_JOB_TYPE),
+            workspace=found.get(LANEWAY_WORKSPACE),
+            progress=found.get(LANEWAY_PROGRESS),
+            started_at=execution.start_time,
+            closed_at=execution.close_time,
+        )
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A job's results or errors: a name and media type to serve them under, and the bytes."""
+
+    filename: str
+    media_type: str
+    chunks: Iterator[bytes]
+
+
 def new_job_id() -> str:
     return f"job-{uuid.uuid4().hex}"
 
 
-def static_summary(spec: JobSpec) -> str:
+def static_summary(spec: JobSpec | BatchJobSpec) -> str:
     """The one line the Temporal Web UI shows for the job; never any prompt text."""
-    return f"{spec.job_type} in {spec.workspace}, requested by {spec.requested_by}"
+    lane = "batch " if isinstance(spec, BatchJobSpec) else ""
+    return f"{lane}{spec.job_type} in {spec.workspace}, requested by {spec.requested_by}"
 
 
 class LanewayClient:
-    """Start and control background jobs on a Laneway deployment.
+    """Start, list, follow and control background and batch jobs on a Laneway deployment.
 
     Talks to Temporal for everything about a running job, and reads the job ledger and the
-    artifact store (both named by `settings`) for stored results.
+    artifact store (both named by `settings`) for audit trails and stored results.
     """
 
     def __init__(self, temporal: Client, settings: Settings) -> None:
@@ -93,13 +162,14 @@ class LanewayClient:
         self.temporal = temporal
         self.settings = settings
         self._ledger: Ledger | None = None
+        self._lanes: dict[str, Lane] = {}
 
     @classmethod
     async def connect(cls, settings: Settings) -> LanewayClient:
         """Connect to the Temporal server and namespace that `settings` name."""
         return cls(await connect(settings), settings)
 
-    # ---- starting and following --------------------------------------------------------
+    # ---- starting jobs -------------------------------------------------------------------
 
     async def start_background_job(self, spec: JobSpec, *, job_id: str | None = None) -> str:
         """Start a background job and return its id without waiting for the provider.
@@ -108,45 +178,11 @@ class LanewayClient:
         exists, running or ended, returns that job and starts nothing (the first spec wins).
         Without one, a fresh `job-<hex>` id is made.
         """
-        job = BackgroundJobInput(job_id=new_job_id() if job_id is None else job_id, spec=spec)
-        # An id that ran before and has ended is still the same job: nothing new starts.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await self.temporal.start_workflow(
-                BackgroundJobWorkflow.run,
-                job,
-                id=job.job_id,
-                task_queue=self.settings.task_queue,
-                # Running: hand back the same job. Ended: refuse a second run of the same id.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=static_summary(spec),
-            )
+        job = BackgroundJobInput(
+            job_id=new_job_id() if job_id is None else job_id, spec=spec, polling=self._polling()
+        )
+        await self._start(BackgroundJobWorkflow.run, job, job.job_id, static_summary(spec))
         return job.job_id
-
-    async def status(self, job_id: str) -> JobView:
-        """The job as people see it: status, reason, attempts, cost and allowed actions.
-
-        Answered by the job's workflow, so a worker must be serving the task queue.
-        """
-        return await self._call(job_id, lambda job: job.query(BackgroundJobWorkflow.status))
-
-    async def wait(self, job_id: str) -> JobOutcome:
-        """Wait until the job ends (completed, failed, canceled or expired) and say how.
-
-        A job in review waits for a reviewer, and a failed job stays open for a retry until
-        its hold ends, so this can take as long as those windows; use `status` to look in.
-        """
-        return await self._call(job_id, lambda job: job.result())
-
-    # ---- batch jobs --------------------------------------------------------------------------
-
-    def store_batch_input(self, source: Path | BinaryIO) -> ArtifactRef:
-        """Stream a JSONL file into the artifact store (constant memory); use the reference
-        as `BatchJobSpec.input`. A blocking call: from async code run it in a thread."""
-        store = ArtifactStore(self.settings.artifacts_path)
-        if isinstance(source, Path):
-            return store.put_file(source, "application/jsonl")
-        return store.put_stream(source, "application/jsonl")
 
     async def start_batch_job(self, spec: BatchJobSpec, *, job_id: str | None = None) -> str:
         """Start a batch job and return its id at once; safe to repeat with your own `job_id`.
@@ -159,74 +195,188 @@ class LanewayClient:
             spec=spec,
             plan_approval_above_usd=self.settings.batch_plan_approval_usd.get(spec.workspace),
         )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await self.temporal.start_workflow(
-                BatchJobWorkflow.run,
-                job,
-                id=job.job_id,
-                task_queue=self.settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=(
-                    f"batch {spec.job_type} in {spec.workspace}, requested by {spec.requested_by}"
-                ),
-            )
+        if self.settings.webhooks_enabled:
+            job = job.model_copy(update={"polling": self._polling()})
+        await self._start(BatchJobWorkflow.run, job, job.job_id, static_summary(spec))
         return job.job_id
+
+    def store_batch_input(self, source: Path | BinaryIO) -> ArtifactRef:
+        """Stream a JSONL file into the artifact store (constant memory); use the reference
+        as `BatchJobSpec.input`. A blocking call: from async code run it in a thread."""
+        store = ArtifactStore(self.settings.artifacts_path)
+        if isinstance(source, Path):
+            return store.put_file(source, "application/jsonl")
+        return store.put_stream(source, "application/jsonl")
+
+    # ---- finding and following jobs -------------------------------------------------------
+
+    async def list_jobs(
+        self,
+        *,
+        status: ProductStatus | str | None = None,
+        lane: Lane | str | None = None,
+        workspace: str | None = None,
+        job_type: str | None = None,
+        limit: int = 100,
+    ) -> list[JobSummary]:
+        """Jobs matching every filter given, newest first, from Temporal visibility.
+
+        Visibility is eventually consistent: a job started a moment ago may show a second later.
+        """
+        if status is not None:
+            status = _known(ProductStatus, status, "status")
+        if lane is not None:
+            lane = _known(Lane, lane, "lane")
+        try:
+            query = jobs_query(status=status, lane=lane, workspace=workspace, job_type=job_type)
+        except ValueError as error:
+            raise LanewayClientError(str(error)) from None
+        found: list[JobSummary] = []
+        async for execution in self.temporal.list_workflows(query, limit=limit):
+            found.append(JobSummary.from_execution(execution))
+        return found
+
+    async def status(self, job_id: str) -> JobState:
+        """The job as people see it: status, reason, progress, cost and allowed actions.
+
+        Answered by the job's workflow, so a worker must be serving the task queue.
+        """
+        lane = await self.lane(job_id)
+        result_type = _STATE_TYPES[lane]
+        state = await self._call(job_id, lambda job: job.query("status", result_type=result_type))
+        assert isinstance(state, JobView | BatchProgress)
+        return state
+
+    async def wait(self, job_id: str) -> JobEnd:
+        """Wait until the job ends (completed, failed, canceled or expired) and say how.
+
+        A job in review waits for a reviewer, and a failed job stays open for a retry until
+        its hold ends, so this can take as long as those windows; use `status` to look in.
+        """
+        lane = await self.lane(job_id)
+        handle = self.temporal.get_workflow_handle(job_id, result_type=_END_TYPES[lane])
+        outcome = await self._call(job_id, lambda _: handle.result())
+        assert isinstance(outcome, JobOutcome | BatchOutcome)
+        return outcome
+
+    async def lane(self, job_id: str) -> Lane:
+        """Which lane the job runs in (asked once per job id: it never changes)."""
+        if job_id not in self._lanes:
+            handle = self.temporal.get_workflow_handle(job_id)
+            described = await self._call(job_id, lambda _: handle.describe())
+            lane = _WORKFLOW_LANES.get(described.workflow_type)
+            if lane is None:
+                raise JobNotFoundError(f"{job_id} is not a Laneway job")
+            self._lanes[job_id] = lane
+        return self._lanes[job_id]
+
+    def timeline(self, job_id: str) -> list[JobEvent]:
+        """The job's audit trail, oldest first: every status change and action, who and why.
+
+        Reads the ledger: a blocking call, so from async code run it in a thread.
+        """
+        ledger = self._open_ledger()
+        if ledger is None or ledger.get_job(job_id) is None:
+            raise JobNotFoundError(f"no job {job_id} in the ledger")
+        return ledger.list_events(job_id)
+
+    # ---- the same answers, typed for one lane ----------------------------------------------
+
+    async def background_status(self, job_id: str) -> JobView:
+        """`status` of a background job: attempts, provider ids, cost and actions."""
+        state = await self.status(job_id)
+        if not isinstance(state, JobView):
+            raise LanewayClientError(f"job {job_id} is a {state.lane} job, not a background job")
+        return state
+
+    async def wait_background(self, job_id: str) -> JobOutcome:
+        """`wait` for a background job: its outcome names the stored result."""
+        outcome = await self.wait(job_id)
+        if not isinstance(outcome, JobOutcome):
+            raise LanewayClientError(f"job {job_id} is not a background job")
+        return outcome
 
     async def batch_status(self, job_id: str) -> BatchProgress:
         """Records total, succeeded, failed and pending, the round, estimate and actions."""
-        handle: BatchHandle = self.temporal.get_workflow_handle(job_id)
-        return await self._call(job_id, lambda _: handle.query(BatchJobWorkflow.status))
+        state = await self.status(job_id)
+        if not isinstance(state, BatchProgress):
+            raise LanewayClientError(f"job {job_id} is a {state.lane} job, not a batch job")
+        return state
 
     async def wait_batch(self, job_id: str) -> BatchOutcome:
         """Wait until the batch job ends; its report names the results and errors files."""
-        handle: BatchHandle = self.temporal.get_workflow_handle(job_id, result_type=BatchOutcome)
-        return await self._call(job_id, lambda _: handle.result())
-
-    def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
-        """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified."""
-        return ArtifactStore(self.settings.artifacts_path).iter_chunks(ref, verify=True)
+        outcome = await self.wait(job_id)
+        if not isinstance(outcome, BatchOutcome):
+            raise LanewayClientError(f"job {job_id} is not a batch job")
+        return outcome
 
     # ---- control actions: each one audited with who and why -------------------------------
 
-    async def approve(self, job_id: str, actor: Actor, note: str = "") -> JobView:
-        """Approve a job in review (actor: a reviewer of its workspace, not its requester).
+    async def approve(self, job_id: str, actor: Actor, note: str = "") -> JobState:
+        """Approve a job (or a batch plan) in review: a reviewer of its workspace, not its
+        requester. Returns once the job moved on (its side effect, if any, has run)."""
+        return await self.act(job_id, Action.APPROVE, actor, note)
 
-        Returns once the side effect, if any, has run and the job is completed.
-        """
-        return await self._control(job_id, BackgroundJobWorkflow.approve, actor, note)
-
-    async def reject(self, job_id: str, actor: Actor, note: str = "") -> JobView:
+    async def reject(self, job_id: str, actor: Actor, note: str = "") -> JobState:
         """Reject a job in review; it ends canceled with the note as its reason."""
-        return await self._control(job_id, BackgroundJobWorkflow.reject, actor, note)
+        return await self.act(job_id, Action.REJECT, actor, note)
 
-    async def cancel(self, job_id: str, actor: Actor, note: str = "") -> JobView:
-        """Stop a job before its side effect runs; the provider's response is cancelled too.
+    async def cancel(self, job_id: str, actor: Actor, note: str = "") -> JobState:
+        """Stop a job before its side effect runs; the provider's work is cancelled too.
 
         Allowed to the requester and to the workspace's operators and reviewers.
         """
-        return await self._control(job_id, BackgroundJobWorkflow.cancel, actor, note)
+        return await self.act(job_id, Action.CANCEL, actor, note)
 
-    async def retry(self, job_id: str, actor: Actor, note: str = "") -> JobView:
-        """Give a failed job a new provider attempt; returns once it is queued again."""
-        return await self._control(job_id, BackgroundJobWorkflow.retry, actor, note)
+    async def retry(self, job_id: str, actor: Actor, note: str = "") -> JobState:
+        """Give a failed job another try (a batch: a retry round); returns once it is queued."""
+        return await self.act(job_id, Action.RETRY, actor, note)
 
-    async def escalate(self, job_id: str, actor: Actor, note: str = "") -> JobView:
+    async def escalate(self, job_id: str, actor: Actor, note: str = "") -> JobState:
         """Flag a job in review for attention; it keeps its place in the review queue."""
-        return await self._control(job_id, BackgroundJobWorkflow.escalate, actor, note)
+        return await self.act(job_id, Action.ESCALATE, actor, note)
 
-    async def archive(self, job_id: str, actor: Actor, note: str = "") -> JobView:
+    async def archive(self, job_id: str, actor: Actor, note: str = "") -> JobState:
         """Close a failed job nobody will retry, before its hold runs out."""
-        return await self._control(job_id, BackgroundJobWorkflow.archive, actor, note)
+        return await self.act(job_id, Action.ARCHIVE, actor, note)
 
-    # ---- results -------------------------------------------------------------------------
+    async def act(
+        self, job_id: str, action: Action | str, actor: Actor, note: str = ""
+    ) -> JobState:
+        """Any control action by name (what the CLI and HTTP API call)."""
+        name = _known(Action, action, "action").value
+        lane = await self.lane(job_id)
+        request = ControlRequest(actor=actor, note=note)
+        result_type = _STATE_TYPES[lane]
+        state = await self._call(
+            job_id, lambda job: job.execute_update(name, request, result_type=result_type)
+        )
+        assert isinstance(state, JobView | BatchProgress)
+        return state
+
+    # ---- results ---------------------------------------------------------------------------
+
+    async def results(self, job_id: str, *, errors: bool = False) -> ResultFile:
+        """The job's output (background) or results JSONL (batch); `errors=True` for what
+        went wrong instead: a batch's per-record errors, a background job's failed attempts.
+
+        Background output is there from the moment the provider finished (also while the job
+        waits for review); batch files once its results are built. The chunks are read lazily
+        and verified against their checksum.
+        """
+        lane = await self.lane(job_id)
+        if lane is Lane.BATCH:
+            return await self._batch_file(job_id, errors=errors)
+        if errors:
+            return self._background_errors(job_id)
+        text = self.fetch_result(job_id)
+        return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text.encode()]))
 
     def fetch_result(self, job_id: str) -> str:
-        """The output text of the job's latest attempt, from the result store.
+        """The output text of a background job's latest attempt, from the result store.
 
-        Available from the moment the provider finished (so also while the job waits for a
-        review). Reads the ledger and artifact store directly: a blocking call, so from async
-        code run it in a thread (`asyncio.to_thread`).
+        Reads the ledger and artifact store directly: a blocking call, so from async code run
+        it in a thread (`asyncio.to_thread`).
         """
         ledger = self._open_ledger()
         if ledger is None or ledger.get_job(job_id) is None:
@@ -235,11 +385,15 @@ class LanewayClient:
         if stored is None:
             raise ResultNotReady(
                 f"job {job_id} has no output yet: the provider has not finished; "
-                "see status() for where it is"
+                "see its status for where it is"
             )
         if stored.output is None:
             return stored.inline_output or ""
         return ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output).decode()
+
+    def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
+        """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified."""
+        return ArtifactStore(self.settings.artifacts_path).iter_chunks(ref, verify=True)
 
     def close(self) -> None:
         """Release the ledger's database connections (Temporal's need no closing)."""
@@ -247,7 +401,55 @@ class LanewayClient:
             self._ledger.engine.dispose()
             self._ledger = None
 
-    # ---- internals -----------------------------------------------------------------------
+    # ---- internals -------------------------------------------------------------------------
+
+    def _polling(self) -> PollingPolicy:
+        """Webhooks on: one slow poll interval as the safety net. Off: the lane's default."""
+        if not self.settings.webhooks_enabled:
+            return PollingPolicy()
+        interval = self.settings.webhook_poll_interval
+        return PollingPolicy(first_interval=interval, backoff=1.0, max_interval=interval)
+
+    async def _start(self, run: Any, job: BaseModel, job_id: str, summary: str) -> None:
+        # An id that ran before and has ended is still the same job: nothing new starts.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self.temporal.start_workflow(
+                run,
+                job,
+                id=job_id,
+                task_queue=self.settings.task_queue,
+                # Running: hand back the same job. Ended: refuse a second run of the same id.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
+            )
+
+    async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
+        handle = self.temporal.get_workflow_handle(job_id)
+        described = await self._call(job_id, lambda _: handle.describe())
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            report = (await self.batch_status(job_id)).report
+        else:
+            report = (await self.wait_batch(job_id)).report
+        if report is None:
+            raise ResultNotReady(
+                f"job {job_id} has no results file yet: its results are built once every "
+                "record is accounted for (a job canceled or failed before that has none)"
+            )
+        ref = report.errors if errors else report.results
+        name = f"{job_id}-{'errors' if errors else 'results'}.jsonl"
+        return ResultFile(name, "application/jsonl", self.read_artifact(ref))
+
+    def _background_errors(self, job_id: str) -> ResultFile:
+        """One JSON line per failure the audit trail recorded, with when and why."""
+        failures = [
+            {"at": event.at.isoformat(), "status": event.to_status, "reason": event.note}
+            for event in self.timeline(job_id)
+            if event.kind == EventKind.STATUS_CHANGED
+            and event.to_status in (ProductStatus.FAILED, ProductStatus.EXPIRED)
+        ]
+        lines = "".join(json.dumps(failure) + "\n" for failure in failures)
+        return ResultFile(f"{job_id}-errors.jsonl", "application/jsonl", iter([lines.encode()]))
 
     def _open_ledger(self) -> Ledger | None:
         """The ledger, or None while no worker has created its schema (so it has no jobs).
@@ -258,25 +460,19 @@ class LanewayClient:
             self._ledger = Ledger.from_url(self.settings.ledger_url)
         return self._ledger
 
-    async def _control(
-        self, job_id: str, update: ControlUpdate, actor: Actor, note: str
-    ) -> JobView:
-        request = ControlRequest(actor=actor, note=note)
-
-        async def send(job: JobHandle) -> JobView:
-            return await job.execute_update(update, request)
-
-        return await self._call(job_id, send)
-
-    async def _call(self, job_id: str, action: Callable[[JobHandle], Awaitable[T]]) -> T:
+    async def _call(
+        self, job_id: str, action: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]]
+    ) -> T:
         """Run `action` on the job's workflow, turning Temporal's errors into plain ones."""
-        job: JobHandle = self.temporal.get_workflow_handle_for(BackgroundJobWorkflow.run, job_id)
+        job = self.temporal.get_workflow_handle(job_id)
         try:
             return await action(job)
         except WorkflowUpdateFailedError as error:
-            # The validator's (or the handler's) own sentence, e.g. "alice requested this
-            # job and cannot approve it".
-            raise JobActionRefused(str(error.cause)) from error
+            # The validator's own sentence, e.g. "alice requested this job and cannot approve it".
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == ACTION_FORBIDDEN:
+                raise JobActionForbidden(cause.message) from error
+            raise JobActionRefused(str(cause)) from error
         except WorkflowQueryFailedError as error:
             raise LanewayClientError(f"job {job_id} could not answer: {error.message}") from error
         except WorkflowFailureError as error:
@@ -288,7 +484,7 @@ class LanewayClient:
                 raise
             raise await self._explain_not_found(job) from error
 
-    async def _explain_not_found(self, job: JobHandle) -> LanewayClientError:
+    async def _explain_not_found(self, job: WorkflowHandle[Any, Any]) -> LanewayClientError:
         """NOT_FOUND means either no such job, or (for an action) a job that has ended."""
         try:
             described = await job.describe()
@@ -300,3 +496,15 @@ class LanewayClient:
             return LanewayClientError(f"job {job.id} is running but could not be reached")
         status = described.typed_search_attributes.get(LANEWAY_STATUS) or "closed"
         return JobActionRefused(f"job {job.id} has ended ({status}); it takes no more actions")
+
+
+E = TypeVar("E", ProductStatus, Lane, Action)
+
+
+def _known(kind: type[E], value: E | str, what: str) -> E:
+    """`value` as a member of `kind`, or an error listing the values that exist."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise LanewayClientError(f"unknown {what} {value!r}; use one of: {choices}") from None

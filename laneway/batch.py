@@ -394,6 +394,9 @@ class BatchProgress(BaseModel):
     estimate: Estimate | None
     cost_usd: Decimal | None
     allowed_actions: list[str]
+    report: BatchReport | None = Field(
+        default=None, description="once results are built: where they are and what they cost"
+    )
 
 
 class BuildResultsRequest(BaseModel):
@@ -435,4 +438,5 @@ class BatchOutcome(BaseModel):
 
 
 BatchResume.model_rebuild()
+BatchProgress.model_rebuild()
 BatchJobInput.model_rebuild()

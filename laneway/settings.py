@@ -6,19 +6,34 @@ Laneway's own settings use the `LANEWAY_` prefix; the OpenAI ones keep the names
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from laneway.background import Actor
 
 LogFormat = Literal["console", "json"]
 
 
 class SettingsError(Exception):
     """A setting has a value Laneway cannot run with; the message names the variable."""
+
+
+class TokenIdentity(BaseModel):
+    """Who an API token speaks for: one actor, in one workspace, with these roles."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    workspace: str = Field(min_length=1, max_length=200)
+    roles: frozenset[str] = frozenset()
+
+    def as_actor(self) -> Actor:
+        return Actor(id=self.actor, workspace=self.workspace, roles=self.roles)
 
 
 class Settings(BaseSettings):
@@ -52,6 +67,27 @@ class Settings(BaseSettings):
             "dollars (batch price) waits for a reviewer's approval before anything is sent"
         ),
     )
+    api_address: str = Field(
+        default="127.0.0.1:8000", description="host:port where `laneway api` listens"
+    )
+    api_tokens: dict[str, TokenIdentity] = Field(
+        default_factory=dict,
+        description=(
+            'API tokens, e.g. {"tok-rita": {"actor": "rita", "workspace": "acme", '
+            '"roles": ["reviewer"]}}; merged with LANEWAY_API_TOKENS_FILE'
+        ),
+    )
+    api_tokens_file: Path | None = Field(
+        default=None, description="a JSON file of the same mapping, e.g. a mounted secret"
+    )
+    webhook_poll_interval: timedelta = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        description=(
+            "with OPENAI_WEBHOOK_SECRET set, jobs poll the provider this seldom, as a safety "
+            "net for a lost webhook"
+        ),
+    )
     log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -66,7 +102,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_WEBHOOK_SECRET", "openai_webhook_secret"),
     )
 
-    @field_validator("temporal_address", "emulator_address")
+    @field_validator("temporal_address", "emulator_address", "api_address")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
@@ -101,6 +137,18 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def webhooks_enabled(self) -> bool:
+        """Provider webhooks reach `POST /webhooks/openai`, so polling is only a safety net."""
+        return self.openai_webhook_secret is not None
+
+    def tokens(self) -> dict[str, TokenIdentity]:
+        """Every configured API token: LANEWAY_API_TOKENS and the tokens file together."""
+        tokens = dict(self.api_tokens)
+        if self.api_tokens_file is not None:
+            tokens.update(read_tokens_file(self.api_tokens_file))
+        return tokens
+
+    @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
 
@@ -116,6 +164,18 @@ class Settings(BaseSettings):
     def temporal_ui_url(self) -> str:
         host = self.temporal_address.rpartition(":")[0]
         return f"http://{host}:{self.temporal_ui_port}"
+
+
+def read_tokens_file(path: Path) -> dict[str, TokenIdentity]:
+    """The token mapping in `path`, or SettingsError saying what is wrong with the file."""
+    try:
+        raw = json.loads(path.read_text())
+        return {token: TokenIdentity.model_validate(who) for token, who in dict(raw).items()}
+    except (OSError, ValueError, TypeError) as error:
+        raise SettingsError(
+            f"LANEWAY_API_TOKENS_FILE: cannot use {path}: {error}; expected a JSON object "
+            'such as {"tok-rita": {"actor": "rita", "workspace": "acme", "roles": ["reviewer"]}}'
+        ) from None
 
 
 def _env_name(location: str) -> str:

@@ -31,3 +31,36 @@ def search_attribute_flags() -> list[str]:
     for name, kind in SEARCH_ATTRIBUTES.items():
         flags += ["--search-attribute", f"{name}={kind}"]
     return flags
+
+
+# The workflow types that are product jobs (shards and stack checks are not listed as jobs).
+JOB_WORKFLOW_TYPES: Final = ("BackgroundJobWorkflow", "BatchJobWorkflow")
+_UNQUOTABLE = ("'", '"', "\\")
+
+
+def jobs_query(
+    *,
+    status: str | None = None,
+    lane: str | None = None,
+    workspace: str | None = None,
+    job_type: str | None = None,
+) -> str:
+    """The Temporal visibility query that lists jobs matching every filter given.
+
+    Values are quoted as literals; one holding a quote or backslash is refused (ValueError),
+    since no workspace or job type Laneway accepts contains one.
+    """
+    types = ", ".join(f"'{name}'" for name in JOB_WORKFLOW_TYPES)
+    clauses = [f"WorkflowType IN ({types})"]
+    for attribute, value in (
+        ("LanewayStatus", status),
+        ("LanewayLane", lane),
+        ("LanewayWorkspace", workspace),
+        ("LanewayJobType", job_type),
+    ):
+        if value is None:
+            continue
+        if any(mark in value for mark in _UNQUOTABLE):
+            raise ValueError(f"{attribute} filter {value!r} may not contain quotes or backslashes")
+        clauses.append(f"{attribute} = '{value}'")
+    return " AND ".join(clauses)

@@ -714,6 +714,7 @@ class BatchJobWorkflow:
             estimate=self._estimate,
             cost_usd=self._report.cost_batch_usd if self._report else None,
             allowed_actions=self._allowed_actions(),
+            report=self._report,
         )
 
     def _allowed_actions(self) -> list[str]:

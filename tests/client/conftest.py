@@ -49,10 +49,10 @@ async def client(
 async def wait_for_status(client: LanewayClient, job_id: str, status: str) -> JobView:
     """Ask `status` until the job shows `status`, as a backend service would."""
     deadline = time.monotonic() + 30
-    view = await client.status(job_id)
+    view = await client.background_status(job_id)
     while view.status != status:
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} never reached {status}; last {view.status}")
         await asyncio.sleep(0.05)
-        view = await client.status(job_id)
+        view = await client.background_status(job_id)
     return view

@@ -43,7 +43,7 @@ async def test_start_follow_approve_and_fetch_the_result(client: LanewayClient) 
 
     approved = await client.approve(job_id, REVIEWER, "reads well")
     assert approved.status == ProductStatus.COMPLETED
-    outcome = await client.wait(job_id)
+    outcome = await client.wait_background(job_id)
     assert (outcome.status, outcome.reason) == (ProductStatus.COMPLETED, "approved")
     assert outcome.result is not None and outcome.result.usage.output_tokens > 0
     assert client.fetch_result(job_id) == "Sentiment: positive. Summary: " + BRIEF
