@@ -37,7 +37,12 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -181,7 +186,7 @@ class LanewayClient:
         job = BackgroundJobInput(
             job_id=new_job_id() if job_id is None else job_id, spec=spec, polling=self._polling()
         )
-        await self._start(BackgroundJobWorkflow.run, job, job.job_id, static_summary(spec))
+        await self._start(BackgroundJobWorkflow.run, job, job.job_id, spec, Lane.BACKGROUND)
         return job.job_id
 
     async def start_batch_job(self, spec: BatchJobSpec, *, job_id: str | None = None) -> str:
@@ -197,7 +202,7 @@ class LanewayClient:
         )
         if self.settings.webhooks_enabled:
             job = job.model_copy(update={"polling": self._polling()})
-        await self._start(BatchJobWorkflow.run, job, job.job_id, static_summary(spec))
+        await self._start(BatchJobWorkflow.run, job, job.job_id, spec, Lane.BATCH)
         return job.job_id
 
     def store_batch_input(self, source: Path | BinaryIO) -> ArtifactRef:
@@ -262,13 +267,18 @@ class LanewayClient:
     async def lane(self, job_id: str) -> Lane:
         """Which lane the job runs in (asked once per job id: it never changes)."""
         if job_id not in self._lanes:
-            handle = self.temporal.get_workflow_handle(job_id)
-            described = await self._call(job_id, lambda _: handle.describe())
-            lane = _WORKFLOW_LANES.get(described.workflow_type)
-            if lane is None:
-                raise JobNotFoundError(f"{job_id} is not a Laneway job")
-            self._lanes[job_id] = lane
+            await self.describe_job(job_id)
         return self._lanes[job_id]
+
+    async def describe_job(self, job_id: str) -> JobSummary:
+        """The job's visibility record (lane, workspace, status): no worker needed."""
+        handle = self.temporal.get_workflow_handle(job_id)
+        described = await self._call(job_id, lambda _: handle.describe())
+        lane = _WORKFLOW_LANES.get(described.workflow_type)
+        if lane is None:
+            raise JobNotFoundError(f"{job_id} is not a Laneway job")
+        self._lanes[job_id] = lane
+        return JobSummary.from_execution(described)
 
     def timeline(self, job_id: str) -> list[JobEvent]:
         """The job's audit trail, oldest first: every status change and action, who and why.
@@ -410,7 +420,19 @@ class LanewayClient:
         interval = self.settings.webhook_poll_interval
         return PollingPolicy(first_interval=interval, backoff=1.0, max_interval=interval)
 
-    async def _start(self, run: Any, job: BaseModel, job_id: str, summary: str) -> None:
+    async def _start(
+        self, run: Any, job: BaseModel, job_id: str, spec: JobSpec | BatchJobSpec, lane: Lane
+    ) -> None:
+        # Set at start (the workflow sets them again) so the job is listed, and its workspace
+        # known to the HTTP API, before a worker has picked it up.
+        attributes = TypedSearchAttributes(
+            [
+                SearchAttributePair(LANEWAY_STATUS, ProductStatus.QUEUED.value),
+                SearchAttributePair(LANEWAY_LANE, lane.value),
+                SearchAttributePair(LANEWAY_JOB_TYPE, spec.job_type),
+                SearchAttributePair(LANEWAY_WORKSPACE, spec.workspace),
+            ]
+        )
         # An id that ran before and has ended is still the same job: nothing new starts.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.temporal.start_workflow(
@@ -421,7 +443,8 @@ class LanewayClient:
                 # Running: hand back the same job. Ended: refuse a second run of the same id.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=summary,
+                static_summary=static_summary(spec),
+                search_attributes=attributes,
             )
 
     async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
