@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("worker", help="run a worker against the configured Temporal server")
     commands.add_parser(
+        "api", help="serve the HTTP API and the OpenAI webhook receiver on LANEWAY_API_ADDRESS"
+    )
+    commands.add_parser(
         "demo",
         help="run a reviewed background job and a batch job end to end on a throwaway stack",
     )
@@ -42,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workers.dev_stack import run_dev_stack
 
         return run_dev_stack(settings, use_emulator=not args.no_emulator)
+    if args.command == "api":
+        from client.http_api import serve
+
+        return serve(settings)
     if args.command == "demo":
         from client.demo import run_demo
 

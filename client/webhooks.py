@@ -1,0 +1,80 @@
+"""OpenAI's webhooks, taken in: verify, dedupe, find the job, wake its workflow.
+
+A webhook only says "look now": the workflow asks the provider itself (the webhook's body is
+never trusted for the outcome), and keeps polling slowly as a safety net, so a lost webhook
+delays a job by one poll interval (settings.webhook_poll_interval) at most.
+
+    verify  the SDK's `webhooks.unwrap` (signature and a timestamp within 5 minutes): else 400
+    dedupe  the ledger's webhook deliveries, keyed by `webhook-id`: a replay changes nothing
+    find    the job through the ledger's provider ids (response id or batch id)
+    signal  `provider_event(provider_id)`; if that fails the claim is released and the
+            answer is 503, so the provider's own retry of the delivery gets through
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import structlog
+from fastapi import HTTPException
+from openai import InvalidWebhookSignatureError, OpenAI
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.ledger import Ledger
+from activities.ledger.webhook_deliveries import WebhookDeliveries
+from laneway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROVIDER_EVENT_SIGNAL: Final = "provider_event"
+JOB_EVENT_PREFIXES: Final = ("response.", "batch.")
+
+
+class WebhookReceiver:
+    def __init__(self, settings: Settings, temporal: Client) -> None:
+        self._secret = settings.openai_webhook_secret
+        # Only its webhook verification is used: no request is ever sent with this client.
+        self._verifier = OpenAI(api_key="unused-for-verification", webhook_secret=self._secret)
+        self._ledger = Ledger.from_url(settings.ledger_url)
+        self._deliveries = WebhookDeliveries(self._ledger.engine)
+        self._temporal = temporal
+
+    async def receive(self, body: bytes, headers: dict[str, str]) -> str:
+        """Take in one delivery; says what came of it: signalled, duplicate, unknown, ended
+        or ignored (an event about something no job follows)."""
+        if self._secret is None:
+            raise HTTPException(404, "webhooks are off: set OPENAI_WEBHOOK_SECRET to take them")
+        try:
+            event = self._verifier.webhooks.unwrap(body.decode(), headers)
+        except (InvalidWebhookSignatureError, ValueError) as error:
+            log.warning("webhook refused", reason=str(error))
+            raise HTTPException(400, f"webhook refused: {error}") from None
+        webhook_id = headers.get("webhook-id", "")
+        provider_id = getattr(event.data, "id", None)
+        if not event.type.startswith(JOB_EVENT_PREFIXES) or not isinstance(provider_id, str):
+            return "ignored"  # e.g. realtime or eval events: no Laneway job follows those
+        claimed = await asyncio.to_thread(
+            self._deliveries.claim, webhook_id, event.type, provider_id
+        )
+        if not claimed:
+            log.info("webhook duplicate", webhook_id=webhook_id, type=event.type)
+            return "duplicate"
+        job = await asyncio.to_thread(self._ledger.find_job_by_provider_id, provider_id)
+        if job is None:
+            log.info("webhook for no known job", type=event.type, provider_id=provider_id)
+            return "unknown"
+        try:
+            handle = self._temporal.get_workflow_handle(job.workflow_id)
+            await handle.signal(PROVIDER_EVENT_SIGNAL, provider_id)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return "ended"  # the job has ended: nothing is waiting for this news
+            await asyncio.to_thread(self._deliveries.release, webhook_id)
+            raise HTTPException(503, "could not reach the job; deliver again later") from error
+        log.info("webhook signalled", type=event.type, job_id=job.job_id, provider_id=provider_id)
+        return "signalled"
+
+    def close(self) -> None:
+        self._ledger.engine.dispose()
