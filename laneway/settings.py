@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         gt=timedelta(0),
         description=(
             "with OPENAI_WEBHOOK_SECRET set, jobs poll the provider this seldom, as a safety "
-            "net for a lost webhook"
+            "net for a lost webhook; ISO 8601 (PT5M) or HH:MM:SS"
         ),
     )
     log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")
