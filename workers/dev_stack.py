@@ -173,6 +173,7 @@ async def _run_stack_check(settings: Settings) -> str:
         StackCheckWorkflow.run,
         id=f"stack-check-{uuid.uuid4()}",
         task_queue=settings.task_queue,
+        static_summary="stack check: a worker picks up a task and reaches the provider",
         execution_timeout=timedelta(seconds=60),
     )
     return f"{len(result.models)} models at {result.base_url}"

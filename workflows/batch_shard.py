@@ -72,6 +72,7 @@ class BatchShardWorkflow:
             raise
 
     async def _lifecycle(self) -> ShardOutcome:
+        self._show()
         submission = 0
         while True:
             if self._stop_reason is not None and self._batch is None:
@@ -116,6 +117,7 @@ class BatchShardWorkflow:
         )
         self._batch = batch
         self._batch_ids.append(batch.batch_id)
+        self._show()
         await self._tell_parent(batch.batch_id)
         return batch
 
@@ -134,6 +136,7 @@ class BatchShardWorkflow:
                 continue
             batch = await self._next_change(batch)
             self._batch = batch
+            self._show()
         return batch
 
     async def _next_change(self, batch: BatchSnapshot) -> BatchSnapshot:
@@ -213,6 +216,22 @@ class BatchShardWorkflow:
             retry_policy=PROVIDER_RETRY,
         )
         return outcome.model_copy(update={"batch_ids": list(self._batch_ids)})
+
+    def _show(self) -> None:
+        """The Web UI's current details: where the shard's provider batch is."""
+        job, batch = self._job, self._batch
+        parts = [f"**{batch.status if batch else 'submitting'}**"]
+        if batch is not None:
+            parts += [
+                batch.batch_id,
+                f"{batch.completed}/{batch.total or job.shard.requests} done",
+                f"{batch.failed} failed",
+            ]
+        if self._stop_reason:
+            parts.append(f"stopping: {self._stop_reason}")
+        workflow.set_current_details(
+            " · ".join(parts) + f"\n\nactions: on the job, {job.job_id} (this shard takes none)"
+        )
 
     # ---- reasons -----------------------------------------------------------------------------
 

@@ -16,10 +16,14 @@ class StackCheckWorkflow:
     @workflow.run
     async def run(self) -> ProviderCheck:
         workflow.logger.info("checking the provider")
+        workflow.set_current_details("**running** · asking the provider for its models")
         check: ProviderCheck = await workflow.execute_activity(
             CHECK_PROVIDER_ACTIVITY,
             result_type=ProviderCheck,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=5)),
+        )
+        workflow.set_current_details(
+            f"**completed** · {len(check.models)} models at {check.base_url}"
         )
         return check

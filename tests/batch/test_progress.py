@@ -67,8 +67,15 @@ async def test_progress_in_query_search_attributes_and_details(
         assert partway.shards_in_flight == 1 and "cancel" in partway.allowed_actions
         outcome = await handle.result()
         details = await _current_details(handle)
+        shard = dev_server_env.client.get_workflow_handle(f"{job.job_id}/round-1/shard-0")
+        shard_details = await _current_details(shard)
+        shard_summary = await (await shard.describe()).static_summary()
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert "**completed**" in details and "300 succeeded" in details
+    # Each shard shows its own provider batch, and where to act: on the job.
+    assert shard_summary == f"shard 0 of round 1 of {job.job_id}: 100 records"
+    assert shard_details.startswith("**completed** · batch_") and "100/100 done" in shard_details
+    assert f"actions: on the job, {job.job_id}" in shard_details
 
     described = await handle.describe()
     attributes = described.typed_search_attributes
