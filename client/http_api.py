@@ -99,6 +99,7 @@ def create_app(settings: Settings, *, client: LanewayClient | None = None) -> Fa
         await asyncio.to_thread(upgrade_to_head, settings.ledger_url)
         app.state.laneway = laneway
         app.state.webhooks = WebhookReceiver(settings, laneway.temporal)
+        await asyncio.to_thread(app.state.webhooks.prune)
         yield
         app.state.webhooks.close()
         laneway.close()

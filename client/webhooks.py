@@ -14,6 +14,7 @@ delays a job by one poll interval (settings.webhook_poll_interval) at most.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Final
 
 import structlog
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 PROVIDER_EVENT_SIGNAL: Final = "provider_event"
 JOB_EVENT_PREFIXES: Final = ("response.", "batch.")
+KEEP_DELIVERIES: Final = timedelta(days=7)
 
 
 class WebhookReceiver:
@@ -75,6 +77,10 @@ class WebhookReceiver:
             raise HTTPException(503, "could not reach the job; deliver again later") from error
         log.info("webhook signalled", type=event.type, job_id=job.job_id, provider_id=provider_id)
         return "signalled"
+
+    def prune(self) -> int:
+        """Forget deliveries older than a week: far past any signature the SDK still accepts."""
+        return self._deliveries.prune(KEEP_DELIVERIES)
 
     def close(self) -> None:
         self._ledger.engine.dispose()

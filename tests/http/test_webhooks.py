@@ -49,9 +49,7 @@ def emulator_config() -> EmulatorConfig:
 
 @pytest.fixture
 def webhook_api(start_api: Callable[..., ApiProcess], emulator: EmulatorServer) -> ApiProcess:
-    api = start_api(
-        OPENAI_WEBHOOK_SECRET=SECRET, LANEWAY_WEBHOOK_POLL_INTERVAL="PT10M"
-    )
+    api = start_api(OPENAI_WEBHOOK_SECRET=SECRET, LANEWAY_WEBHOOK_POLL_INTERVAL="PT10M")
     emulator.control.set_webhooks(f"{api.url}/webhooks/openai", SECRET)
     return api
 
@@ -183,6 +181,33 @@ async def test_batch_job_follows_the_batch_webhook(
         # Ingest and results building follow the provider's end; the ten-minute poll does not.
         assert time.monotonic() - finished < 10
     assert done["job"]["records"]["succeeded"] == 3
+
+
+async def test_a_lost_webhook_costs_one_poll_interval_at_most(
+    dev_server_env: WorkflowEnvironment,
+    laneway_worker: WorkerFactory,
+    emulator: EmulatorServer,
+    start_api: Callable[..., ApiProcess],
+) -> None:
+    api = start_api(OPENAI_WEBHOOK_SECRET=SECRET, LANEWAY_WEBHOOK_POLL_INTERVAL="PT3S")
+    emulator.control.set_webhooks(f"{api.url}/webhooks/openai", SECRET, mode="drop")
+    async with (
+        laneway_worker(dev_server_env),
+        httpx.AsyncClient(base_url=api.url, timeout=30) as http,
+    ):
+        started = await http.post(
+            "/v1/jobs/background",
+            json={**BACKGROUND_JOB, "review_policy": "auto"},
+            headers=bearer("tok-alice"),
+        )
+        job_id = started.json()["job_id"]
+        await wait_for_status(http, job_id, "running")
+        emulator.control.advance_clock(LONG)
+        finished = time.monotonic()
+        await wait_for_status(http, job_id, "completed")
+        assert time.monotonic() - finished < 3 + 2  # the safety-net poll, plus the finish
+    assert emulator.control.stats()["webhooks"]["counts"].get("dropped", 0) >= 1
+    assert await signals_received(dev_server_env.client, job_id) == 0
 
 
 async def test_webhooks_are_off_without_a_secret(start_api: Callable[..., ApiProcess]) -> None:
