@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from client.cli_jobs import add_job_commands
 from laneway.settings import SettingsError, load_settings
 
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run a reviewed background job and a batch job end to end on a throwaway stack",
     )
+    add_job_commands(commands)
     return parser
 
 
@@ -41,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"laneway: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "handler", None) is not None:  # jobs, submit, results and the actions
+        from client.cli_jobs import run
+
+        return run(args, settings)
     if args.command == "dev":
         from workers.dev_stack import run_dev_stack
 

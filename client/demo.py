@@ -63,7 +63,7 @@ def free_ports(count: int) -> list[int]:
 
 def demo_settings(base: Settings) -> Settings:
     """Own data directory, ports and task queue, so the demo never meets a `laneway dev`."""
-    temporal_port, ui_port, emulator_port = free_ports(3)
+    temporal_port, ui_port, emulator_port, api_port = free_ports(4)
     return base.model_copy(
         update={
             "data_dir": base.data_dir / "demo",
@@ -72,6 +72,7 @@ def demo_settings(base: Settings) -> Settings:
             "temporal_address": f"127.0.0.1:{temporal_port}",
             "temporal_ui_port": ui_port,
             "emulator_address": f"127.0.0.1:{emulator_port}",
+            "api_address": f"127.0.0.1:{api_port}",
             "task_queue": "laneway-demo",
         }
     )

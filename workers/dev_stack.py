@@ -1,8 +1,9 @@
 """`laneway dev`: the embedded local stack in one command.
 
 Starts, in order, the Temporal dev server (SQLite under the data directory, Web UI, Laneway's
-search attributes), the OpenAI-compatible emulator and a worker; waits until each one answers;
-says where each listens; and on Ctrl-C or SIGTERM stops them in reverse order.
+search attributes), the OpenAI-compatible emulator, a worker and the HTTP API (which takes the
+emulator's signed webhooks); waits until each one answers; says where each listens; and on
+Ctrl-C or SIGTERM stops them in reverse order.
 
 Children run in their own session so that Ctrl-C reaches only this supervisor, which then stops
 them in order; each child also gets SIGTERM from the kernel if the supervisor itself dies, so
@@ -12,9 +13,11 @@ no process outlives it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -30,13 +33,22 @@ from typing import IO
 
 import httpx
 
-from laneway.settings import Settings
+from emulator.control import EmulatorControl
+from laneway.settings import Settings, read_tokens_file
 from laneway.visibility import search_attribute_flags
 from workers.binaries import temporal_cli
 from workers.temporal_client import connect, register_search_attributes
 from workflows.stack_check import StackCheckWorkflow
 
 DEV_API_KEY = "laneway-dev"
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"laneway-dev-webhook-secret-32byte").decode()
+DEV_WORKSPACE = "dev"
+# Tokens for trying the HTTP API and CLI locally when none are configured (never deployed).
+DEV_TOKENS = {
+    "dev-alice": {"actor": "alice", "workspace": DEV_WORKSPACE, "roles": ["reviewer"]},
+    "dev-rita": {"actor": "rita", "workspace": DEV_WORKSPACE, "roles": ["reviewer"]},
+    "dev-olga": {"actor": "olga", "workspace": DEV_WORKSPACE, "roles": ["operator"]},
+}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -238,15 +250,48 @@ class DevStack:
         argv = [sys.executable, "-m", "workers"]
         return ChildProcess("worker", argv, self.log_dir / "worker.log", env=self.worker_env())
 
+    @property
+    def tokens_file(self) -> Path:
+        """The API's tokens: the configured file, else dev tokens written beside the data."""
+        if self.settings.api_tokens_file is not None:
+            return self.settings.api_tokens_file
+        return self.settings.data_dir / "dev-api-tokens.json"
+
+    @property
+    def webhook_secret(self) -> str | None:
+        if self.settings.openai_webhook_secret is not None:
+            return self.settings.openai_webhook_secret
+        return DEV_WEBHOOK_SECRET if self.use_emulator else None
+
+    def api_env(self) -> dict[str, str]:
+        env = self.worker_env() | {
+            "LANEWAY_API_ADDRESS": self.settings.api_address,
+            "LANEWAY_API_TOKENS_FILE": str(self.tokens_file),
+            "LANEWAY_WEBHOOK_POLL_INTERVAL": str(self.settings.webhook_poll_interval),
+        }
+        if self.settings.api_tokens:
+            env["LANEWAY_API_TOKENS"] = json.dumps(
+                {t: who.model_dump(mode="json") for t, who in self.settings.api_tokens.items()}
+            )
+        if self.webhook_secret is not None:
+            env["OPENAI_WEBHOOK_SECRET"] = self.webhook_secret
+        return env
+
+    def api_process(self) -> ChildProcess:
+        argv = [sys.executable, "-m", "client.http_api"]
+        return ChildProcess("api", argv, self.log_dir / "api.log", env=self.api_env())
+
     def start(self, say: Callable[[str], None]) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_port_free("Temporal", self.settings.temporal_address)
         if self.use_emulator:
             ensure_port_free("the emulator", self.settings.emulator_address)
+        ensure_port_free("the HTTP API", self.settings.api_address)
         self._start_temporal(say)
         if self.use_emulator:
             self._start_emulator(say)
         self._start_worker(say)
+        self._start_api(say)
 
     def _launch(self, child: ChildProcess) -> ChildProcess:
         child.start()
@@ -288,6 +333,21 @@ class DevStack:
 
         wait_until("the worker", stack_check_passes, timeout=90, child=worker)
         say(f"  Worker            task queue {self.settings.task_queue}, provider: {seen[-1]}")
+
+    def _start_api(self, say: Callable[[str], None]) -> None:
+        if not self.settings.api_tokens and not self.tokens_file.exists():
+            self.tokens_file.write_text(json.dumps(DEV_TOKENS, indent=2) + "\n")
+        api = self._launch(self.api_process())
+        url = f"http://{self.settings.api_address}"
+        wait_until("the HTTP API", lambda: http_ok(f"{url}/healthz"), timeout=60, child=api)
+        if self.use_emulator:
+            control = EmulatorControl(f"http://{self.settings.emulator_address}")
+            control.set_webhooks(f"{url}/webhooks/openai", self.webhook_secret)
+            control.close()
+        say(f"  HTTP API          {url}  (OpenAPI at {url}/docs), webhooks at /webhooks/openai")
+        from_file = read_tokens_file(self.tokens_file) if self.tokens_file.exists() else {}
+        names = ", ".join(sorted({**from_file, **self.settings.api_tokens}))
+        say(f"  API tokens        {names or 'none: set LANEWAY_API_TOKENS'}")
 
     def first_exited(self) -> ChildProcess | None:
         return next((child for child in self.children if child.exited() is not None), None)

@@ -97,6 +97,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "LANEWAY_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "LANEWAY_TEMPORAL_UI_PORT": str(free_port()),
         "LANEWAY_EMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LANEWAY_API_ADDRESS": f"127.0.0.1:{free_port()}",
         "LANEWAY_TASK_QUEUE": "laneway-dev-test",
     }
     yield env

@@ -54,7 +54,7 @@ class ApiProcess:
         self.log_path = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "client.http_api"],
+                [sys.executable, "-m", "client.cli", "api"],
                 env={**env, "LANEWAY_API_ADDRESS": f"127.0.0.1:{self.port}"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
