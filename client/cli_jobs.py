@@ -241,7 +241,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job command `args` names; errors become one plain line and an exit code."""
     from temporalio.service import RPCError, RPCStatusCode
 
-    from activities.artifacts import ArtifactError
     from client.jobs import LanewayClientError
 
     handler: Handler = args.handler
@@ -251,8 +250,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(error), getattr(error, "code", 2))
     except LanewayClientError as error:
         return _fail(str(error), 1)
-    except ArtifactError as error:
-        return _fail(f"the stored file cannot be read: {error}", 1)
     except RPCError as error:
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return _fail(_unreachable(settings), 1)
@@ -277,10 +274,7 @@ def _unreachable(settings: Settings) -> str:
 async def _connected(settings: Settings) -> AsyncIterator[LanewayClient]:
     from client.jobs import LanewayClient
 
-    try:
-        client = await LanewayClient.connect(settings)
-    except RuntimeError:  # the SDK's "Failed client connect: ..." with transport details
-        raise CliError(_unreachable(settings)) from None
+    client = await LanewayClient.connect(settings)  # unreachable: TemporalUnreachable
     try:
         yield client
     finally:
@@ -617,16 +611,12 @@ def _write(chunks: Iterator[bytes], output: Path | None) -> int:
         written = sum(sys.stdout.buffer.write(chunk) for chunk in chunks)
         sys.stdout.buffer.flush()
         return written
-    from activities.artifacts import ArtifactError
-
     partial = output.with_name(output.name + ".part")
     try:
         with partial.open("wb") as out:
             written = sum(out.write(chunk) for chunk in chunks)
         partial.replace(output)
     except OSError as error:
-        if isinstance(error, ArtifactError):  # a missing stored file, not our output
-            raise
         raise CliError(f"cannot write {output}: {error.strerror or error}") from None
     finally:
         partial.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
@@ -44,7 +45,7 @@ from client.jobs import (
 from client.webhooks import WebhookReceiver
 from laneway.background import Actor, BackgroundJobInput
 from laneway.batch import BatchJobSpec
-from laneway.jobs import JobInput, JobSpec, ReviewPolicy, SideEffect
+from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, TokenIdentity, load_settings
 from laneway.status import Action, Lane, ProductStatus
@@ -59,7 +60,7 @@ bearer = HTTPBearer(auto_error=False, description="an API token from the Laneway
 class BackgroundSubmission(BaseModel):
     """A background job; workspace and requester come from the token."""
 
-    job_type: str = Field(description="short slug such as research_brief")
+    job_type: str = Field(pattern=JOB_TYPE_PATTERN, description="short slug such as research_brief")
     input: JobInput
     review_policy: ReviewPolicy = ReviewPolicy.AUTO
     side_effect: SideEffect | None = None
@@ -301,12 +302,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_type, _plain(code))
 
     async def invalid(request: Request, error: Exception) -> JSONResponse:
+        # A spec built from the request failed its own checks: the same shape as FastAPI's.
         assert isinstance(error, ValidationError)
-        problems = [
-            {"field": ".".join(str(part) for part in err["loc"]), "problem": err["msg"]}
-            for err in error.errors()
-        ]
-        return JSONResponse({"detail": problems}, status_code=422)
+        problems = error.errors(include_url=False, include_context=False, include_input=False)
+        return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
 
     async def temporal_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RPCError)

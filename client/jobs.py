@@ -18,6 +18,7 @@ workflow refuses what that actor may not do (`JobActionForbidden`) or what makes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -46,7 +47,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.artifacts import ArtifactStore
+from activities.artifacts import ArtifactError, ArtifactStore
 from activities.ledger import JobEvent, Ledger
 from activities.ledger.migrate import current_revision
 from laneway.background import (
@@ -87,6 +88,10 @@ _WORKFLOW_LANES = {"BackgroundJobWorkflow": Lane.BACKGROUND, "BatchJobWorkflow":
 
 class LanewayClientError(Exception):
     """Base of every error this client raises; the message is meant for a person."""
+
+
+class TemporalUnreachable(LanewayClientError):
+    """The Temporal server named in the settings did not answer."""
 
 
 class JobNotFoundError(LanewayClientError, LookupError):
@@ -172,7 +177,13 @@ class LanewayClient:
     @classmethod
     async def connect(cls, settings: Settings) -> LanewayClient:
         """Connect to the Temporal server and namespace that `settings` name."""
-        return cls(await connect(settings), settings)
+        try:
+            return cls(await connect(settings), settings)
+        except RuntimeError as error:  # the SDK's "Failed client connect: ..."
+            raise TemporalUnreachable(
+                f"cannot reach Temporal at {settings.temporal_address}: start it "
+                "(`laneway dev`) or set LANEWAY_TEMPORAL_ADDRESS"
+            ) from error
 
     # ---- starting jobs -------------------------------------------------------------------
 
@@ -208,10 +219,15 @@ class LanewayClient:
     def store_batch_input(self, source: Path | BinaryIO) -> ArtifactRef:
         """Stream a JSONL file into the artifact store (constant memory); use the reference
         as `BatchJobSpec.input`. A blocking call: from async code run it in a thread."""
+        return self.store_input(source, "application/jsonl")
+
+    def store_input(self, source: Path | BinaryIO, media_type: str = "text/plain") -> ArtifactRef:
+        """Stream an input into the artifact store; use the reference as `JobInput.artifact`
+        for inputs too large to travel inline. Blocking: from async code run it in a thread."""
         store = ArtifactStore(self.settings.artifacts_path)
         if isinstance(source, Path):
-            return store.put_file(source, "application/jsonl")
-        return store.put_stream(source, "application/jsonl")
+            return store.put_file(source, media_type)
+        return store.put_stream(source, media_type)
 
     # ---- finding and following jobs -------------------------------------------------------
 
@@ -378,8 +394,8 @@ class LanewayClient:
         if lane is Lane.BATCH:
             return await self._batch_file(job_id, errors=errors)
         if errors:
-            return self._background_errors(job_id)
-        text = self.fetch_result(job_id)
+            return await asyncio.to_thread(self._background_errors, job_id)
+        text = await asyncio.to_thread(self.fetch_result, job_id)
         return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text.encode()]))
 
     def fetch_result(self, job_id: str) -> str:
@@ -402,8 +418,14 @@ class LanewayClient:
         return ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output).decode()
 
     def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
-        """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified."""
-        return ArtifactStore(self.settings.artifacts_path).iter_chunks(ref, verify=True)
+        """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified;
+        a missing or altered file raises `LanewayClientError` (possibly partway through)."""
+        try:
+            yield from ArtifactStore(self.settings.artifacts_path).iter_chunks(ref, verify=True)
+        except ArtifactError as error:
+            raise LanewayClientError(
+                f"the stored file {ref.uri} cannot be read: {error}"
+            ) from error
 
     def close(self) -> None:
         """Release the ledger's database connections (Temporal's need no closing)."""
