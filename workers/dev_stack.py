@@ -266,9 +266,10 @@ class DevStack:
     def api_env(self) -> dict[str, str]:
         env = self.worker_env() | {
             "LANEWAY_API_ADDRESS": self.settings.api_address,
-            "LANEWAY_API_TOKENS_FILE": str(self.tokens_file),
             "LANEWAY_WEBHOOK_POLL_INTERVAL": str(self.settings.webhook_poll_interval),
         }
+        if self.tokens_file.exists():
+            env["LANEWAY_API_TOKENS_FILE"] = str(self.tokens_file)
         if self.settings.api_tokens:
             env["LANEWAY_API_TOKENS"] = json.dumps(
                 {t: who.model_dump(mode="json") for t, who in self.settings.api_tokens.items()}

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,49 +16,8 @@ import httpx
 import pytest
 
 from laneway.visibility import SEARCH_ATTRIBUTES
+from tests.e2e.stack import DevStackProcess, free_port
 from workers.binaries import temporal_cli
-
-UP_LINE = "Laneway dev stack is up"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class DevStackProcess:
-    """A `laneway dev` running as a user would run it, in its own process group."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "client.cli", "dev"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-    def wait_until_up(self, timeout: float = 150) -> None:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line and self.process.poll() is not None:
-                break
-            self.output.append(line)
-            if UP_LINE in line:
-                return
-        raise AssertionError("laneway dev did not come up:\n" + "".join(self.output))
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.process.send_signal(sig)
-        out, _ = self.process.communicate(timeout=90)
-        self.output.append(out)
-        return self.process.returncode
 
 
 def descendants(pid: int) -> set[int]:
@@ -189,6 +147,8 @@ def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
             f"http://{stack_env['LANEWAY_EMULATOR_ADDRESS']}/_emulator/health", timeout=10
         )
         assert emulator.status_code == 200
+        api = httpx.get(f"http://{stack_env['LANEWAY_API_ADDRESS']}/openapi.json", timeout=10)
+        assert api.status_code == 200 and "/v1/jobs" in api.json()["paths"]
 
         second = subprocess.run(
             [sys.executable, "-m", "client.cli", "dev"],
@@ -201,7 +161,7 @@ def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
         assert f"already running (pid {first.process.pid}" in second.stderr
     finally:
         assert first.stop(signal.SIGINT) == 0, "".join(first.output)
-    assert len(children) >= 3, f"expected temporal, emulator and worker, got {children}"
+    assert len(children) >= 4, f"expected temporal, emulator, worker and API, got {children}"
     assert not [pid for pid in children if alive(pid)], "processes outlived laneway dev"
     assert stack_check_runs_after_restart(stack_env) >= 2
 
