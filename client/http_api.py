@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -40,10 +41,11 @@ from client.jobs import (
     JobSummary,
     LanewayClient,
     LanewayClientError,
+    ResultFile,
     ResultNotReady,
 )
 from client.webhooks import WebhookReceiver
-from laneway.background import Actor, BackgroundJobInput
+from laneway.background import Actor
 from laneway.batch import BatchJobSpec
 from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
 from laneway.logging_setup import configure_logging
@@ -68,7 +70,10 @@ class BackgroundSubmission(BaseModel):
     review_deadline: timedelta | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     job_id: str | None = Field(
-        default=None, description="your own id makes the submission safe to repeat"
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="your own id makes the submission safe to repeat",
     )
 
 
@@ -195,8 +200,6 @@ def _add_job_routes(app: FastAPI) -> None:
                 "requested_by": actor.id,
             }
         )
-        # The same checks a worker would make, so a bad input is a 422 now, not a failed job.
-        BackgroundJobInput(job_id=body.job_id or "check", spec=spec)
         job_id = await client.start_background_job(spec, job_id=body.job_id)
         return Submitted(job_id=job_id, lane=Lane.BACKGROUND)
 
@@ -221,6 +224,8 @@ def _add_job_routes(app: FastAPI) -> None:
         """Start a batch job over an uploaded JSONL file (Files + Batch API, batch price)."""
         fields = _json_object(spec, "spec")
         job_id = fields.pop("job_id", None)
+        if job_id is not None and (not isinstance(job_id, str) or not 0 < len(job_id) <= 200):
+            raise HTTPException(422, "spec.job_id must be a string of 1 to 200 characters")
         ref = await asyncio.to_thread(client.store_batch_input, file.file)
         batch = BatchJobSpec.model_validate(
             {**fields, "input": ref, "workspace": actor.workspace, "requested_by": actor.id}
@@ -264,7 +269,7 @@ def _add_job_routes(app: FastAPI) -> None:
         return _stream(await client.results(job_id, errors=True))
 
 
-def _stream(found: Any) -> StreamingResponse:
+def _stream(found: ResultFile) -> StreamingResponse:
     return StreamingResponse(
         found.chunks,
         media_type=found.media_type,
@@ -340,7 +345,7 @@ def main() -> int:
         settings = load_settings()
         return serve(settings)
     except SettingsError as error:
-        print(f"laneway api: {error}")
+        print(f"laneway api: {error}", file=sys.stderr)
         return 2
 
 
