@@ -104,7 +104,7 @@ def create_app(settings: Settings, *, client: LanewayClient | None = None) -> Fa
         laneway = client or await LanewayClient.connect(settings)
         await asyncio.to_thread(upgrade_to_head, settings.ledger_url)
         app.state.laneway = laneway
-        app.state.webhooks = WebhookReceiver(settings, laneway.temporal)
+        app.state.webhooks = WebhookReceiver(settings, laneway)
         await asyncio.to_thread(app.state.webhooks.prune)
         yield
         app.state.webhooks.close()

@@ -83,6 +83,7 @@ JobEnd = JobOutcome | BatchOutcome
 T = TypeVar("T")
 _STATE_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobView, Lane.BATCH: BatchProgress}
 _END_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobOutcome, Lane.BATCH: BatchOutcome}
+PROVIDER_EVENT = "provider_event"  # the signal both job workflows take from webhooks
 _WORKFLOW_LANES = {"BackgroundJobWorkflow": Lane.BACKGROUND, "BatchJobWorkflow": Lane.BATCH}
 
 
@@ -379,6 +380,24 @@ class LanewayClient:
         )
         assert isinstance(state, JobView | BatchProgress)
         return state
+
+    async def notify_provider_event(self, provider_id: str) -> str | None:
+        """Tell the job that owns `provider_id` (a response or batch id) to look at it now.
+
+        Returns that job's id, or None when no job has this provider id. Raises
+        `JobActionRefused` when the job has already ended (nothing waits for the news).
+        """
+        ledger = self._open_ledger()
+        job = (
+            None
+            if ledger is None
+            else await asyncio.to_thread(ledger.find_job_by_provider_id, provider_id)
+        )
+        if job is None:
+            return None
+        handle = self.temporal.get_workflow_handle(job.workflow_id)
+        await self._call(job.job_id, lambda _: handle.signal(PROVIDER_EVENT, provider_id))
+        return job.job_id
 
     # ---- results ---------------------------------------------------------------------------
 

@@ -20,28 +20,26 @@ from typing import Final
 import structlog
 from fastapi import HTTPException
 from openai import InvalidWebhookSignatureError, OpenAI
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from activities.ledger import Ledger
+from activities.ledger.engine import create_ledger_engine
 from activities.ledger.webhook_deliveries import WebhookDeliveries
+from client.jobs import JobActionRefused, JobNotFoundError, LanewayClient, LanewayClientError
 from laneway.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-PROVIDER_EVENT_SIGNAL: Final = "provider_event"
 JOB_EVENT_PREFIXES: Final = ("response.", "batch.")
 KEEP_DELIVERIES: Final = timedelta(days=7)
 
 
 class WebhookReceiver:
-    def __init__(self, settings: Settings, temporal: Client) -> None:
+    def __init__(self, settings: Settings, jobs: LanewayClient) -> None:
         self._secret = settings.openai_webhook_secret
         # Only its webhook verification is used: no request is ever sent with this client.
         self._verifier = OpenAI(api_key="unused-for-verification", webhook_secret=self._secret)
-        self._ledger = Ledger.from_url(settings.ledger_url)
-        self._deliveries = WebhookDeliveries(self._ledger.engine)
-        self._temporal = temporal
+        self._jobs = jobs
+        self._deliveries = WebhookDeliveries(create_ledger_engine(settings.ledger_url))
 
     async def receive(self, body: bytes, headers: dict[str, str]) -> str:
         """Take in one delivery; says what came of it: signalled, duplicate, unknown, ended
@@ -63,19 +61,17 @@ class WebhookReceiver:
         if not claimed:
             log.info("webhook duplicate", webhook_id=webhook_id, type=event.type)
             return "duplicate"
-        job = await asyncio.to_thread(self._ledger.find_job_by_provider_id, provider_id)
-        if job is None:
-            log.info("webhook for no known job", type=event.type, provider_id=provider_id)
-            return "unknown"
         try:
-            handle = self._temporal.get_workflow_handle(job.workflow_id)
-            await handle.signal(PROVIDER_EVENT_SIGNAL, provider_id)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return "ended"  # the job has ended: nothing is waiting for this news
+            job_id = await self._jobs.notify_provider_event(provider_id)
+        except (JobNotFoundError, JobActionRefused):
+            return "ended"  # the job has ended: nothing is waiting for this news
+        except (RPCError, LanewayClientError) as error:
             await asyncio.to_thread(self._deliveries.release, webhook_id)
             raise HTTPException(503, "could not reach the job; deliver again later") from error
-        log.info("webhook signalled", type=event.type, job_id=job.job_id, provider_id=provider_id)
+        if job_id is None:
+            log.info("webhook for no known job", type=event.type, provider_id=provider_id)
+            return "unknown"
+        log.info("webhook signalled", type=event.type, job_id=job_id, provider_id=provider_id)
         return "signalled"
 
     def prune(self) -> int:
@@ -83,4 +79,4 @@ class WebhookReceiver:
         return self._deliveries.prune(KEEP_DELIVERIES)
 
     def close(self) -> None:
-        self._ledger.engine.dispose()
+        self._deliveries.engine.dispose()

@@ -9,8 +9,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
-from client.jobs import JobSummary, LanewayClient, LanewayClientError
+from client.jobs import JobActionRefused, JobSummary, LanewayClient, LanewayClientError
 from emulator.server import EmulatorServer
 from laneway.background import Actor
 from laneway.batch import BatchJobSpec
@@ -93,3 +94,25 @@ async def test_a_failed_background_job_has_its_failures_as_errors(
     assert errors.media_type == "application/jsonl"
     archived = await client.archive(job_id, Actor(id=REQUESTER, workspace="acme"), "known outage")
     assert archived.status == ProductStatus.FAILED and archived.allowed_actions == []
+
+
+async def test_a_provider_event_reaches_the_job_that_owns_the_provider_id(
+    client: LanewayClient, dev_server_env: WorkflowEnvironment
+) -> None:
+    job_id = await client.start_background_job(research_brief())
+    view = await wait_for_status(client, job_id, "needs_review")
+    [response_id] = view.provider_ids
+
+    assert await client.notify_provider_event("resp_nobody_knows") is None
+    assert await client.notify_provider_event(response_id) == job_id
+    history = await dev_server_env.client.get_workflow_handle(job_id).fetch_history()
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == ["provider_event"]
+
+    await client.reject(job_id, Actor(id="rita", workspace="acme", roles=frozenset({"reviewer"})))
+    with pytest.raises(JobActionRefused, match="has ended"):
+        await client.notify_provider_event(response_id)
