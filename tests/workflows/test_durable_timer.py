@@ -1,4 +1,4 @@
-"""The time-skipping harness skips a 24-hour durable timer in well under a second."""
+"""The time-skipping harness skips a 24-hour durable timer instead of waiting it out."""
 
 from __future__ import annotations
 
@@ -41,4 +41,5 @@ async def test_24h_timer_is_skipped(time_skipping_env: WorkflowEnvironment) -> N
         wall_elapsed = time.monotonic() - wall_start
 
     assert report.woke - report.started >= timedelta(hours=24)
-    assert wall_elapsed < 1.0, f"a 24h timer took {wall_elapsed:.2f}s of wall time"
+    # Skipped, not waited: a minute is far above any machine's overhead, far below a day.
+    assert wall_elapsed < 60, f"a 24h timer took {wall_elapsed:.2f}s of wall time"
