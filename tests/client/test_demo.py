@@ -48,7 +48,14 @@ def test_demo_runs_a_reviewed_job_and_leaves_nothing_running(tmp_path: Path) -> 
     assert code == 0, output
     background, _, batch = output.partition("\nBatch job ")
     statuses = re.findall(r"^\s+[\d.]+s  (\w+)", background, re.M)
-    assert statuses == ["queued", "running", "needs_review", "rita", "completed"], output
+    # "running" shows only if a look at the job falls while the provider works: the emulator's
+    # webhook can bring the job from queued to needs_review between two looks.
+    assert [s for s in statuses if s != "running"] == [
+        "queued",
+        "needs_review",
+        "rita",
+        "completed",
+    ], output
     assert 'rita (reviewer in demo) approves: "reads well; deliver it"' in output
     assert "completed     approved and delivered" in output
 

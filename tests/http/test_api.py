@@ -29,7 +29,7 @@ BACKGROUND_JOB = {
 
 
 async def wait_for_status(
-    api: httpx.AsyncClient, job_id: str, status: str, token: str = "tok-alice"
+    api: httpx.AsyncClient, job_id: str, status: str, token: str = "tok-alice", every: float = 0.1
 ) -> dict[str, Any]:
     """GET the job until it shows `status`, as a backend service would; returns the details."""
     deadline = time.monotonic() + 60
@@ -40,7 +40,7 @@ async def wait_for_status(
         if details["job"]["status"] == status:
             return details
         assert time.monotonic() < deadline, f"never {status}: {details['job']}"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 async def submit_brief(api: httpx.AsyncClient, **fields: Any) -> str:
