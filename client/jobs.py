@@ -455,11 +455,13 @@ class LanewayClient:
     # ---- internals -------------------------------------------------------------------------
 
     def _polling(self) -> PollingPolicy:
-        """Webhooks on: one slow poll interval as the safety net. Off: the lane's default."""
+        """Webhooks on: backing off to the slow safety-net interval. Off: the lane's default.
+
+        The first polls stay quick because no webhook says a response went in_progress; the
+        cap bounds how long a lost webhook can delay a job."""
         if not self.settings.webhooks_enabled:
             return PollingPolicy()
-        interval = self.settings.webhook_poll_interval
-        return PollingPolicy(first_interval=interval, backoff=1.0, max_interval=interval)
+        return PollingPolicy(max_interval=self.settings.webhook_poll_interval)
 
     async def _start(
         self, run: Any, job: BaseModel, job_id: str, spec: JobSpec | BatchJobSpec, lane: Lane

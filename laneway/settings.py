@@ -84,8 +84,8 @@ class Settings(BaseSettings):
         default=timedelta(minutes=5),
         gt=timedelta(0),
         description=(
-            "with OPENAI_WEBHOOK_SECRET set, jobs poll the provider this seldom, as a safety "
-            "net for a lost webhook; ISO 8601 (PT5M) or HH:MM:SS"
+            "with OPENAI_WEBHOOK_SECRET set, the longest gap between a job's polls, as a "
+            "safety net for a lost webhook; ISO 8601 (PT5M) or HH:MM:SS"
         ),
     )
     log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")

@@ -95,6 +95,28 @@ async def signals_received(temporal: Client, job_id: str) -> int:
     return sum(1 for event in history.events if event.event_type == signaled)
 
 
+async def polls_backed_off(emulator: EmulatorServer) -> None:
+    """Four more polls (backing off 1, 2, 4 s), then a quiet 2 s: the next poll is seconds away."""
+    route = "GET /v1/responses/{id}"
+
+    def polls() -> int:
+        return int(emulator.control.stats()["requests"].get(route, 0))
+
+    start, deadline = polls(), time.monotonic() + 60
+    quiet_since, seen = time.monotonic(), start
+    while seen < start + 4 or time.monotonic() - quiet_since < 2:
+        assert time.monotonic() < deadline, "the job's polls never backed off"
+        await asyncio.sleep(0.05)
+        if polls() != seen:
+            quiet_since, seen = time.monotonic(), polls()
+
+
+async def polls_cut_short(temporal: Client, job_id: str) -> int:
+    history = await temporal.get_workflow_handle(job_id).fetch_history()
+    cancel_requested = EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
+    return sum(1 for event in history.events if event.event_type == cancel_requested)
+
+
 async def settled_into_slow_polling(emulator: EmulatorServer, route: str) -> None:
     """The job asked the provider, found it still working, and waits out its long interval."""
     seen = -1
@@ -122,16 +144,20 @@ async def test_background_job_completes_within_a_second_of_the_provider(
             "/v1/jobs/background", json={**BACKGROUND_JOB, "review_policy": "auto"}, headers=alice
         )
         job_id = started.json()["job_id"]
-        response_id = await provider_id_of(api, job_id)
-        await settled_into_slow_polling(emulator, "GET /v1/responses/{id}")
+        # No webhook comes for in_progress: the first quick polls see it.
+        running = await wait_for_status(api, job_id, "running")
+        response_id = running["job"]["provider_ids"][0]
 
         await refused_deliveries_change_nothing(api, dev_server_env.client, job_id, response_id)
+        await polls_backed_off(emulator)
 
         emulator.control.advance_clock(LONG)  # the provider finishes now
         finished = time.monotonic()
         await wait_for_status(api, job_id, "completed", every=0.02)
         assert time.monotonic() - finished < 1.0
     assert await signals_received(dev_server_env.client, job_id) == 2  # ours, then the emulator's
+    # Each signal cut a waiting poll short: the webhook, not a poll, found the end.
+    assert await polls_cut_short(dev_server_env.client, job_id) == 2
 
 
 async def refused_deliveries_change_nothing(
