@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from client.cli_jobs import add_job_commands
 from laneway.settings import SettingsError, load_settings
@@ -64,5 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return worker_main()
 
 
+def entry() -> NoReturn:
+    """The `laneway` executable: `main`, then an exit that skips interpreter teardown.
+
+    The Temporal client's Rust runtime keeps threads that can call into Python while the
+    interpreter finalizes, which aborts a short-lived process now and then (SIGABRT after
+    the command's work is done; temporalio/sdk-python#300). Everything is flushed first.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
