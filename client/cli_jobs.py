@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from client.cli_format import fields, money, table, when
-from laneway.background import Actor, BackgroundJobInput, JobView
+from laneway.background import Actor, BackgroundJobInput
 from laneway.batch import (
     BATCH_ENDPOINTS,
     BadLinePolicy,
@@ -39,11 +39,10 @@ from laneway.status import Action, Lane, ProductStatus, is_terminal
 
 if TYPE_CHECKING:
     from activities.ledger import JobEvent
-    from client.jobs import JobSummary, LanewayClient
+    from client.jobs import JobState, JobSummary, LanewayClient
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
-JobState = JobView | BatchProgress
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -351,11 +350,11 @@ def _list_row(job: JobSummary) -> tuple[object, ...]:
 
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
     async with _connected(settings) as client:
-        state = await client.status(args.job_id)
-        timeline = await asyncio.to_thread(_timeline_or_empty, client, args.job_id)
+        details = await client.details(args.job_id)
     if args.json:
-        _print_json({"job": _dump(state), "timeline": [_dump(event) for event in timeline]})
+        _print_json(_dump(details))
         return 0
+    state, timeline = details.job, details.timeline
     print(fields(_state_fields(state)))
     print()
     if timeline:
@@ -363,16 +362,6 @@ async def _show(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print("timeline: no entries yet")
     return 0
-
-
-def _timeline_or_empty(client: LanewayClient, job_id: str) -> list[JobEvent]:
-    """A job just started may not be in the ledger yet: its timeline is then empty."""
-    from client.jobs import JobNotFoundError
-
-    try:
-        return client.timeline(job_id)
-    except JobNotFoundError:
-        return []
 
 
 def _state_fields(state: JobState) -> list[tuple[str, object]]:

@@ -32,10 +32,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.ledger import JobEvent, upgrade_to_head
+from activities.ledger import upgrade_to_head
 from client.jobs import (
     JobActionForbidden,
     JobActionRefused,
+    JobDetails,
     JobNotFoundError,
     JobState,
     JobSummary,
@@ -84,13 +85,6 @@ class Submitted(BaseModel):
 
 class ControlBody(BaseModel):
     note: str = Field(default="", max_length=2000, description="why: kept in the audit trail")
-
-
-class JobDetails(BaseModel):
-    """A job's state (as `GET /v1/jobs/{id}` answers) and its audit trail."""
-
-    job: JobState
-    timeline: list[JobEvent]
 
 
 # ---- the app ---------------------------------------------------------------------------------
@@ -237,9 +231,7 @@ def _add_job_routes(app: FastAPI) -> None:
     async def show_job(job_id: str, actor: ActorDep, client: ClientDep) -> JobDetails:
         """Status, progress, cost and allowed actions, with the audit trail."""
         await own_job(client, actor, job_id)
-        state = await client.status(job_id)
-        timeline = await asyncio.to_thread(_timeline_or_empty, client, job_id)
-        return JobDetails(job=state, timeline=timeline)
+        return await client.details(job_id)
 
     @app.post("/v1/jobs/{job_id}/{action}", tags=["jobs"])
     async def act(
@@ -275,14 +267,6 @@ def _stream(found: ResultFile) -> StreamingResponse:
         media_type=found.media_type,
         headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
     )
-
-
-def _timeline_or_empty(client: LanewayClient, job_id: str) -> list[JobEvent]:
-    """A job just started may not be in the ledger yet: its timeline is then empty."""
-    try:
-        return client.timeline(job_id)
-    except JobNotFoundError:
-        return []
 
 
 def _json_object(text: str, field: str) -> dict[str, Any]:

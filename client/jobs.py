@@ -142,6 +142,13 @@ class JobSummary(BaseModel):
         )
 
 
+class JobDetails(BaseModel):
+    """A job's state and its audit trail, as `jobs show` and `GET /v1/jobs/{id}` answer."""
+
+    job: JobState
+    timeline: list[JobEvent]
+
+
 @dataclass(frozen=True)
 class ResultFile:
     """A job's results or errors: a name and media type to serve them under, and the bytes."""
@@ -296,6 +303,16 @@ class LanewayClient:
             raise JobNotFoundError(f"{job_id} is not a Laneway job")
         self._lanes[job_id] = lane
         return JobSummary.from_execution(described)
+
+    async def details(self, job_id: str) -> JobDetails:
+        """`status` and `timeline` together; a job the ledger has not recorded yet (it was
+        started a moment ago) has an empty timeline."""
+        state = await self.status(job_id)
+        try:
+            timeline = await asyncio.to_thread(self.timeline, job_id)
+        except JobNotFoundError:
+            timeline = []
+        return JobDetails(job=state, timeline=timeline)
 
     def timeline(self, job_id: str) -> list[JobEvent]:
         """The job's audit trail, oldest first: every status change and action, who and why.
