@@ -1,7 +1,8 @@
 """Who may take which control action on a job: one rule for workflows, the CLI and the HTTP API.
 
-Workflows enforce it in their update validators (so nothing reaches history when it fails);
-surfaces ask first only to answer with the right code (403 rather than a generic refusal).
+Workflows enforce it in their update validators (so nothing reaches history when it fails),
+raising ACTION_FORBIDDEN, which the client turns into `JobActionForbidden` and the HTTP API
+into a 403.
 """
 
 from __future__ import annotations
