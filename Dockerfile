@@ -17,8 +17,10 @@ COPY README.md ./
 COPY laneway/ laneway/
 COPY workflows/ workflows/
 COPY activities/ activities/
+COPY store/ store/
 COPY workers/ workers/
 COPY client/ client/
+COPY dev/ dev/
 COPY emulator/ emulator/
 RUN uv sync --frozen --no-dev
 

@@ -22,8 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from activities.artifacts import ArtifactStore, ArtifactWriter
-from activities.ledger.batch_records import BatchRecords, NewRecord
 from laneway.batch import (
     BATCH_ENDPOINTS,
     MAX_EMBEDDING_INPUTS_PER_BATCH,
@@ -41,6 +39,8 @@ from laneway.batch import (
 )
 from laneway.jobs import Usage
 from laneway.pricing import UnknownModelPrice, cost
+from store.artifacts import ArtifactStore, ArtifactWriter
+from store.ledger.batch_records import BatchRecords, NewRecord
 
 JSONL = "application/jsonl"
 READ_CHUNK = 1024 * 1024

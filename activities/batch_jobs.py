@@ -17,13 +17,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.artifacts import ArtifactStore
 from activities.batch_input import PlanTooLarge, plan_first_round, plan_retry_round, validate_input
 from activities.batch_results import build_results
 from activities.heartbeat import in_thread
-from activities.ledger.batch_records import BatchRecords
-from activities.ledger.records import NewJob
-from activities.ledger.repository import Ledger
 from activities.side_effects import post_signed
 from laneway.batch import (
     BUILD_BATCH_RESULTS,
@@ -46,6 +42,10 @@ from laneway.batch import (
 )
 from laneway.jobs import ArtifactRef, DeliverToOutbox
 from laneway.status import EventKind
+from store.artifacts import ArtifactStore
+from store.ledger.batch_records import BatchRecords
+from store.ledger.records import NewJob
+from store.ledger.repository import Ledger
 
 PLAN_REFUSED = "BatchPlanRefused"
 

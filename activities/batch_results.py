@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from activities.artifacts import ArtifactStore, ArtifactWriter
 from activities.batch_input import JSONL, cost_if_known, read_lines
-from activities.ledger.batch_records import BatchRecords, StoredRecord
 from laneway.batch import (
     BatchJobSpec,
     BatchReport,
@@ -25,6 +23,8 @@ from laneway.batch import (
 )
 from laneway.jobs import ArtifactRef
 from laneway.pricing import COST_QUANTUM
+from store.artifacts import ArtifactStore, ArtifactWriter
+from store.ledger.batch_records import BatchRecords, StoredRecord
 
 
 class _Outputs:

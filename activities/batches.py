@@ -22,11 +22,8 @@ from openai.types import Batch
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.artifacts import ArtifactStore
 from activities.batch_input import JSONL
 from activities.heartbeat import in_thread
-from activities.ledger.batch_records import BatchRecords, RecordResult
-from activities.ledger.repository import Ledger
 from activities.provider_errors import provider_call
 from laneway.batch import (
     BATCH_UNCHANGED,
@@ -43,6 +40,9 @@ from laneway.batch import (
     WaitForBatchRequest,
 )
 from laneway.jobs import ArtifactRef, Usage
+from store.artifacts import ArtifactStore
+from store.ledger.batch_records import BatchRecords, RecordResult
+from store.ledger.repository import Ledger
 
 MAX_ERROR_MESSAGE_CHARS = 1000
 RECENT_SECONDS = 6 * 3600  # how far back a retried submit looks for its own batch

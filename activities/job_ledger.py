@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from activities.ledger.records import NewJob
-from activities.ledger.repository import Ledger
 from laneway.background import RECORD_JOB, RECORD_STATUS, BackgroundJobInput, StatusChange
+from store.ledger.records import NewJob
+from store.ledger.repository import Ledger
 
 
 @dataclass

@@ -19,8 +19,6 @@ from openai.types.responses import Response
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.artifacts import ArtifactStore
-from activities.ledger.repository import Ledger
 from activities.provider_errors import provider_call
 from laneway.background import (
     CANCEL_RESPONSE,
@@ -37,6 +35,8 @@ from laneway.background import (
 )
 from laneway.jobs import JobSpec, Usage
 from laneway.pricing import UnknownModelPrice, cost, price_tier
+from store.artifacts import ArtifactStore
+from store.ledger.repository import Ledger
 
 
 def usage_of(response: Response) -> Usage | None:

@@ -23,11 +23,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.artifacts import ArtifactStore
-from activities.ledger.repository import Ledger
 from laneway.background import RUN_SIDE_EFFECT, SideEffectRequest
 from laneway.jobs import DeliverToOutbox, PostWebhook
 from laneway.status import EventKind
+from store.artifacts import ArtifactStore
+from store.ledger.repository import Ledger
 
 SIGNATURE_HEADER = "Laneway-Signature"
 

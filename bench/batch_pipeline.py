@@ -40,12 +40,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.artifacts import ArtifactStore  # noqa: E402
 from activities.batch_input import plan_first_round, validate_input  # noqa: E402
 from activities.batches import LineTally, results_in_file  # noqa: E402
-from activities.ledger import Ledger, NewJob, upgrade_to_head  # noqa: E402
-from activities.ledger.batch_records import BatchRecords  # noqa: E402
 from laneway.batch import BatchJobSpec, RequestTemplate, RoundPlan, ValidationReport  # noqa: E402
+from store.artifacts import ArtifactStore  # noqa: E402
+from store.ledger import Ledger, NewJob, upgrade_to_head  # noqa: E402
+from store.ledger.batch_records import BatchRecords  # noqa: E402
 
 JOB_ID = "bench-pipeline"
 MODEL = "gpt-4o-mini"

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args, settings)
     if args.command == "dev":
-        from workers.dev_stack import run_dev_stack
+        from dev.stack import run_dev_stack
 
         return run_dev_stack(settings, use_emulator=not args.no_emulator)
     if args.command == "api":
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(settings)
     if args.command == "demo":
-        from client.demo import run_demo
+        from dev.demo import run_demo
 
         return run_demo(settings)
     from workers.main import main as worker_main

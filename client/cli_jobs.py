@@ -38,8 +38,8 @@ from laneway.settings import Settings, SettingsError
 from laneway.status import Action, Lane, ProductStatus, is_terminal
 
 if TYPE_CHECKING:
-    from activities.ledger import JobEvent
     from client.jobs import JobState, JobSummary, LanewayClient
+    from store.ledger import JobEvent
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 

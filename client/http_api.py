@@ -32,7 +32,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.ledger import upgrade_to_head
 from client.jobs import (
     JobActionForbidden,
     JobActionRefused,
@@ -52,6 +51,7 @@ from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, Side
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, TokenIdentity, load_settings
 from laneway.status import Action, Lane, ProductStatus
+from store.ledger import upgrade_to_head
 
 log = structlog.get_logger(__name__)
 bearer = HTTPBearer(auto_error=False, description="an API token from the Laneway configuration")

@@ -47,9 +47,6 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.artifacts import ArtifactError, ArtifactStore
-from activities.ledger import JobEvent, Ledger
-from activities.ledger.migrate import current_revision
 from laneway.background import (
     Actor,
     BackgroundJobInput,
@@ -64,6 +61,9 @@ from laneway.permissions import ACTION_FORBIDDEN
 from laneway.settings import Settings
 from laneway.status import Action, EventKind, Lane, ProductStatus
 from laneway.visibility import jobs_query
+from store.artifacts import ArtifactError, ArtifactStore
+from store.ledger import JobEvent, Ledger
+from store.ledger.migrate import current_revision
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
 from workflows.batch_job import BatchJobWorkflow

@@ -22,10 +22,10 @@ from fastapi import HTTPException
 from openai import InvalidWebhookSignatureError, OpenAI
 from temporalio.service import RPCError
 
-from activities.ledger.engine import create_ledger_engine
-from activities.ledger.webhook_deliveries import WebhookDeliveries
 from client.jobs import JobActionRefused, JobNotFoundError, LanewayClient, LanewayClientError
 from laneway.settings import Settings
+from store.ledger.engine import create_ledger_engine
+from store.ledger.webhook_deliveries import WebhookDeliveries
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,7 @@ import uvicorn
 
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
-from laneway.logging_setup import configure_logging
-from laneway.settings import get_settings
+from emulator.logs import configure_logging
 
 
 class _Server(uvicorn.Server):
@@ -41,12 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--speed", type=float, default=None, help="emulated s per real s")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-format", choices=("console", "json"), default="console")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(get_settings().log_format, args.log_level)
+    configure_logging(args.log_format, args.log_level)
     config = EmulatorConfig() if args.speed is None else EmulatorConfig(speed=args.speed)
     structlog.get_logger().info(
         "emulator listening",

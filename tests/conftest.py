@@ -18,11 +18,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from dev.binaries import temporal_cli, temporal_test_server
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from tests.worker_process import start_worker, worker_env  # noqa: F401 (fixtures)
-from workers.binaries import temporal_cli, temporal_test_server
 from workers.main import build_worker
 from workers.temporal_client import register_search_attributes
 from workflows.search_attributes import ALL_KEYS

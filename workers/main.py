@@ -13,18 +13,18 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.artifacts import ArtifactStore
 from activities.batch_jobs import BatchJobActivities
 from activities.batches import BatchProviderActivities
 from activities.job_ledger import LedgerActivities
-from activities.ledger import Ledger, upgrade_to_head
-from activities.ledger.batch_records import BatchRecords
 from activities.openai_client import ProviderNotConfiguredError, build_openai_client
 from activities.responses import ResponseActivities
 from activities.side_effects import SideEffectActivities
 from activities.stack_check import StackCheckActivities
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, load_settings
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger, upgrade_to_head
+from store.ledger.batch_records import BatchRecords
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
 from workflows.batch_job import BatchJobWorkflow

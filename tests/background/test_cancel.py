@@ -9,13 +9,13 @@ from openai import AsyncOpenAI
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput
 from laneway.jobs import ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import (
     OPERATOR,
     REQUESTER,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import REVIEWER, control, start_job
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow

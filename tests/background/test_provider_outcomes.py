@@ -8,12 +8,12 @@ from datetime import timedelta
 from openai import AsyncOpenAI
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput
 from laneway.jobs import JobInput, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import OPERATOR, control, job_fault, start_job, wait_for_status
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow

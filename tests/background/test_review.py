@@ -12,12 +12,12 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.server import EmulatorServer
 from laneway.background import Actor, BackgroundJobInput, JobOutcome
 from laneway.jobs import DeliverToOutbox, ReviewExpiryAction, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import (
     OUTSIDER,
     REQUESTER,

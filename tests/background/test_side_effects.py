@@ -14,12 +14,12 @@ import pytest
 from temporalio.client import WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from activities.side_effects import SIGNATURE_HEADER
 from laneway.background import BackgroundJobInput
 from laneway.jobs import PostWebhook, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import OPERATOR, REVIEWER, control, start_job, wait_for_status
 from tests.conftest import WorkerFactory
 from workflows.background_job import BackgroundJobWorkflow

@@ -19,13 +19,13 @@ import pytest
 from openai import AsyncOpenAI
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput, PollingPolicy
 from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
 from tests.worker_process import WorkerProcess, wait_for, wait_until_polling
 from workflows.background_job import BackgroundJobWorkflow

@@ -16,11 +16,11 @@ from openai.types import Batch
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
 from emulator.server import EmulatorServer
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress, RequestTemplate
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
+from store.artifacts import ArtifactStore
 from workflows.batch_job import BatchJobWorkflow
 
 WORKSPACE = "acme"

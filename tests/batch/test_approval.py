@@ -10,12 +10,12 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.jobs import DeliverToOutbox
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.batch.conftest import (
     REQUESTER,
     classify_template,

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.batch import BatchJobInput
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
 from tests.batch.conftest import (
     batch_fault,
     classify_template,

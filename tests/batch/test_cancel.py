@@ -21,15 +21,15 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger
-from activities.ledger.batch_records import BatchRecords, StoredRecord
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest, PollingPolicy
 from laneway.batch import BatchJobInput, RecordState, ShardOutcome
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger
+from store.ledger.batch_records import BatchRecords, StoredRecord
 from tests.batch.conftest import (
     REQUESTER,
     batch_fault,

@@ -13,14 +13,14 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.batch import BatchProgress
 from laneway.jobs import DeliverToOutbox
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger
 from tests.batch.conftest import (
     REQUESTER,
     BatchHandle,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from openai import AsyncOpenAI
 
-from activities.artifacts import ArtifactStore
 from activities.batches import BatchProviderActivities
-from activities.ledger import Ledger, NewJob, upgrade_to_head
-from activities.ledger.batch_records import BatchRecords, NewRecord
 from laneway.batch import BatchSnapshot, IngestRequest, RecordState, ShardRef
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger, NewJob, upgrade_to_head
+from store.ledger.batch_records import BatchRecords, NewRecord
 from tests.batch.conftest import make_batch_job, request_lines, write_jsonl
 
 

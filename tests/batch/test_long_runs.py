@@ -15,13 +15,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
-from activities.ledger.batch_records import BatchRecords
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.batch import BatchJobInput
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
+from store.ledger.batch_records import BatchRecords
 from tests.batch.conftest import (
     batch_fault,
     classify_template,

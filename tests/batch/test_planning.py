@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from activities.artifacts import ArtifactStore
 from activities.batch_input import (
     PlanTooLarge,
     estimate,
@@ -20,8 +19,6 @@ from activities.batch_input import (
     prepared_lines,
     validate_input,
 )
-from activities.ledger import Ledger, NewJob, upgrade_to_head
-from activities.ledger.batch_records import BatchRecords, RecordResult
 from laneway.batch import (
     MAX_EMBEDDING_INPUTS_PER_BATCH,
     MAX_SHARDS_PER_ROUND,
@@ -32,6 +29,9 @@ from laneway.batch import (
 )
 from laneway.jobs import Usage
 from laneway.pricing import cost
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger, NewJob, upgrade_to_head
+from store.ledger.batch_records import BatchRecords, RecordResult
 
 JOB = "batch-plan-1"
 MODEL = "gpt-4o-mini"

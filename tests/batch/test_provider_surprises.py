@@ -8,10 +8,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
 from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
 from tests.batch.conftest import (
     batch_fault,
     classify_template,

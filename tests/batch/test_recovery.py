@@ -19,15 +19,15 @@ from openai.types import Batch
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger
-from activities.ledger.batch_records import BatchRecords, StoredRecord
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.batch import BatchJobInput, RecordState, ShardJob, ShardOutcome
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger
+from store.ledger.batch_records import BatchRecords, StoredRecord
 from tests.batch.conftest import (
     batch_fault,
     classify_template,

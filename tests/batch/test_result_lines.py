@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from activities.artifacts import ArtifactStore
 from activities.batches import LineTally, result_of_line, results_in_file, usage_of_body
-from activities.ledger.batch_records import RecordResult
 from laneway.batch import RecordState
 from laneway.jobs import ArtifactRef, Usage
+from store.artifacts import ArtifactStore
+from store.ledger.batch_records import RecordResult
 
 OUTPUT = ArtifactRef(uri="artifact://" + "c" * 64, sha256="c" * 64, size_bytes=1000)
 

@@ -10,11 +10,11 @@ import pytest
 from openai import OpenAI
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
 from tests.batch.conftest import (
     batch_fault,
     make_batch_job,

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger
-from activities.ledger.batch_records import BatchRecords
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.batch import RecordState
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger
+from store.ledger.batch_records import BatchRecords
 from tests.batch.conftest import (
     classify_template,
     make_batch_job,

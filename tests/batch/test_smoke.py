@@ -6,10 +6,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
 from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
 from tests.batch.conftest import (
     classify_template,
     make_batch_job,

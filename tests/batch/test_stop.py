@@ -11,14 +11,14 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger
-from activities.ledger.batch_records import BatchRecords
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.batch import BatchJobInput, RecordState
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.ledger import Ledger
+from store.ledger.batch_records import BatchRecords
 from tests.batch.conftest import (
     BatchHandle,
     classify_template,

@@ -8,13 +8,13 @@ from pathlib import Path
 from openai import AsyncOpenAI
 from temporalio.testing import ActivityEnvironment
 
-from activities.artifacts import ArtifactStore
 from activities.batches import BatchProviderActivities
-from activities.ledger import Ledger, NewJob, upgrade_to_head
-from activities.ledger.batch_records import BatchRecords
 from emulator.server import EmulatorServer
 from laneway.batch import ShardRef, SubmitShardRequest
 from laneway.settings import Settings
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger, NewJob, upgrade_to_head
+from store.ledger.batch_records import BatchRecords
 from tests.batch.conftest import make_batch_job, request_lines, write_jsonl
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from activities.artifacts import ArtifactStore
 from activities.batch_input import PreparedLine, prepared_lines, read_lines, validate_input
 from laneway.batch import (
     MAX_REPORTED_LINE_ERRORS,
@@ -20,6 +19,7 @@ from laneway.batch import (
     ValidationReport,
 )
 from laneway.jobs import ArtifactRef, DeliverToOutbox
+from store.artifacts import ArtifactStore
 
 MODEL = "gpt-4o-mini"
 MB = 1024 * 1024

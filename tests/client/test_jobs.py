@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import ArtifactStore
-from activities.ledger import Ledger, NewJob, upgrade_to_head
 from client.jobs import (
     JobActionRefused,
     JobNotFoundError,
@@ -17,6 +15,8 @@ from laneway.background import Actor
 from laneway.jobs import Usage
 from laneway.settings import Settings
 from laneway.status import ProductStatus
+from store.artifacts import ArtifactStore
+from store.ledger import Ledger, NewJob, upgrade_to_head
 from tests.client.conftest import (
     BRIEF,
     REQUESTER,

@@ -26,9 +26,9 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from pydantic import AliasChoices
 
+from dev.binaries import temporal_cli
 from laneway.settings import Settings
 from laneway.visibility import SEARCH_ATTRIBUTES
-from workers.binaries import temporal_cli
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

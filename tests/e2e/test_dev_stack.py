@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dev.binaries import temporal_cli
 from laneway.visibility import SEARCH_ATTRIBUTES
 from tests.e2e.stack import DevStackProcess, free_port
-from workers.binaries import temporal_cli
 
 
 def descendants(pid: int) -> set[int]:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from activities.ledger import Ledger, upgrade_to_head
-from activities.ledger.engine import create_ledger_engine
+from store.ledger import Ledger, upgrade_to_head
+from store.ledger.engine import create_ledger_engine
 
 POSTGRES_URL_VARIABLE = "LANEWAY_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(POSTGRES_URL_VARIABLE) else [])

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from activities.artifacts import (
+from laneway.jobs import ArtifactRef
+from store.artifacts import (
     ArtifactCorrupted,
     ArtifactError,
     ArtifactNotFound,
     ArtifactStore,
 )
-from laneway.jobs import ArtifactRef
 
 MIB = 1024 * 1024
 

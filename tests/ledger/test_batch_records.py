@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from activities.ledger import Ledger, NewJob
-from activities.ledger.batch_records import CHUNK, BatchRecords, NewRecord, RecordResult
 from laneway.batch import BatchJobSpec, RecordCounts, RecordState
 from laneway.jobs import ArtifactRef, Usage
+from store.ledger import Ledger, NewJob
+from store.ledger.batch_records import CHUNK, BatchRecords, NewRecord, RecordResult
 
 JOB = "job-records"
 OTHER_JOB = "job-records-other"

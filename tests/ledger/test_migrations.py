@@ -8,11 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from pytest import CaptureFixture
 from sqlalchemy import inspect, text
 
-from activities.ledger import upgrade_to_head
-from activities.ledger.__main__ import main
-from activities.ledger.engine import create_ledger_engine
-from activities.ledger.migrate import alembic_config, current_revision, head_revision
-from activities.ledger.tables import Base
+from store.ledger import upgrade_to_head
+from store.ledger.__main__ import main
+from store.ledger.engine import create_ledger_engine
+from store.ledger.migrate import alembic_config, current_revision, head_revision
+from store.ledger.tables import Base
 
 LEDGER_TABLES = {
     "jobs",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from activities.ledger import Ledger, NewJob
-from activities.ledger.batch_records import BatchRecords, NewRecord, RecordResult
 from laneway.batch import BatchJobSpec, RecordState
 from laneway.jobs import ArtifactRef, Usage
+from store.ledger import Ledger, NewJob
+from store.ledger.batch_records import BatchRecords, NewRecord, RecordResult
 
 JOB = "batch-job-1"
 INPUT = ArtifactRef(uri="artifact://" + "a" * 64, sha256="a" * 64, size_bytes=10)

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from activities.ledger import JobNotFound, Ledger, NewJob, ProviderIdTaken
 from laneway.jobs import ArtifactRef, JobSpec, Usage
 from laneway.status import EventKind, Lane, ProductStatus
+from store.ledger import JobNotFound, Ledger, NewJob, ProviderIdTaken
 
 PROMPT = "Draft the quarterly letter to investors about the recall"
 USAGE = Usage(input_tokens=1200, cached_input_tokens=200, output_tokens=300, reasoning_tokens=50)

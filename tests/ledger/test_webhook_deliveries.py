@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities.ledger import Ledger
-from activities.ledger.webhook_deliveries import WebhookDeliveries
+from store.ledger import Ledger
+from store.ledger.webhook_deliveries import WebhookDeliveries
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

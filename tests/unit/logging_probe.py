@@ -17,8 +17,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from dev.binaries import temporal_test_server
 from laneway.logging_setup import LogFormat, configure_logging
-from workers.binaries import temporal_test_server
 
 JOB_ID = "job-probe-1"
 

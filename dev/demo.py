@@ -22,14 +22,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from activities.ledger import Ledger
-from client.batch_demo import run_batch_demo
 from client.jobs import JobState, LanewayClient
+from dev.batch_demo import run_batch_demo
+from dev.stack import AlreadyRunningError, DevStack, DevStackError, single_instance
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus, is_terminal
-from workers.dev_stack import AlreadyRunningError, DevStack, DevStackError, single_instance
+from store.ledger import Ledger
 
 WORKSPACE = "demo"
 REQUESTER = "alice"

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from activities.artifacts import ArtifactStore
 from client.jobs import LanewayClient
 from laneway.batch import BatchJobSpec, BatchOutcome, BatchProgress, RequestTemplate, ShardLimits
 from laneway.status import ProductStatus, is_terminal
+from store.artifacts import ArtifactStore
 
 TICKETS = 2000
 TOPICS = ("billing", "login", "export", "invoice", "latency", "mobile app", "password reset")

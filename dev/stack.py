@@ -17,6 +17,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -33,10 +34,10 @@ from typing import IO
 
 import httpx
 
+from dev.binaries import temporal_cli
 from emulator.control import EmulatorControl
 from laneway.settings import Settings, read_tokens_file
 from laneway.visibility import search_attribute_flags
-from workers.binaries import temporal_cli
 from workers.temporal_client import connect, register_search_attributes
 from workflows.stack_check import StackCheckWorkflow
 
@@ -60,14 +61,23 @@ class AlreadyRunningError(DevStackError):
     pass
 
 
-# Loaded once here: loading a library between fork and exec could deadlock on a lock that
-# another thread (Temporal's client runtime) held at the fork.
-_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+@functools.cache
+def _linux_libc() -> ctypes.CDLL | None:
+    """Linux's libc for prctl; elsewhere (macOS) children are stopped by `stop` alone.
+
+    Loaded in the parent before a fork, never between fork and exec (that could deadlock on
+    a lock another thread held at the fork), and not at import, so this module imports on
+    any POSIX system."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: if the supervisor is killed, so is the child.
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc = _linux_libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -91,7 +101,7 @@ class ChildProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent if _linux_libc() is not None else None,
         )
 
     def exited(self) -> int | None:
@@ -227,6 +237,7 @@ class DevStack:
     def emulator_process(self) -> ChildProcess:
         host, port = _split_address(self.settings.emulator_address)
         argv = [sys.executable, "-m", "emulator", "--host", host, "--port", str(port)]
+        argv += ["--log-format", self.settings.log_format]
         return ChildProcess("emulator", argv, self.log_dir / "emulator.log")
 
     def worker_env(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from activities.ledger.engine import create_ledger_engine
+from store.ledger.engine import create_ledger_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any fixed number: concurrent workers starting on one PostgreSQL migrate one at a time.

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from activities.ledger import tables
-from activities.ledger.repository import utc_now
+from store.ledger import tables
+from store.ledger.repository import utc_now
 
 
 class WebhookDeliveries:

@@ -1,11 +1,11 @@
 """The job ledger: jobs, their audit trail, results and side-effect claims, in SQL.
 
 Use `Ledger` (repository.py) for reads and writes and `upgrade_to_head(url)` (migrate.py)
-to create or update the schema; `python -m activities.ledger upgrade` does the same.
+to create or update the schema; `python -m store.ledger upgrade` does the same.
 """
 
-from activities.ledger.migrate import upgrade_to_head
-from activities.ledger.records import (
+from store.ledger.migrate import upgrade_to_head
+from store.ledger.records import (
     JobEvent,
     JobRecord,
     NewJob,
@@ -13,7 +13,7 @@ from activities.ledger.records import (
     ResultRecord,
     SideEffectRecord,
 )
-from activities.ledger.repository import JobNotFound, Ledger, ProviderIdTaken
+from store.ledger.repository import JobNotFound, Ledger, ProviderIdTaken
 
 __all__ = [
     "JobEvent",

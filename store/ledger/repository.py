@@ -17,9 +17,11 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.ledger import tables
-from activities.ledger.engine import create_ledger_engine
-from activities.ledger.records import (
+from laneway.jobs import ArtifactRef, Usage
+from laneway.status import EventKind, ProductStatus
+from store.ledger import tables
+from store.ledger.engine import create_ledger_engine
+from store.ledger.records import (
     JobEvent,
     JobRecord,
     NewJob,
@@ -27,8 +29,6 @@ from activities.ledger.records import (
     ResultRecord,
     SideEffectRecord,
 )
-from laneway.jobs import ArtifactRef, Usage
-from laneway.status import EventKind, ProductStatus
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""`python -m activities.ledger upgrade|current|revision`: manage the ledger's schema.
+"""`python -m store.ledger upgrade|current|revision`: manage the ledger's schema.
 
 The database is LANEWAY_DATABASE_URL (default: a SQLite file in LANEWAY_DATA_DIR), or --url.
 """
@@ -10,12 +10,12 @@ import sys
 
 from sqlalchemy import make_url
 
-from activities.ledger.migrate import current_revision, head_revision, new_revision, upgrade_to_head
 from laneway.settings import get_settings
+from store.ledger.migrate import current_revision, head_revision, new_revision, upgrade_to_head
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m activities.ledger", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m store.ledger", description=__doc__)
     parser.add_argument("--url", help="SQLAlchemy URL of the ledger (default: from settings)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("upgrade", help="create or update the schema to the newest revision")

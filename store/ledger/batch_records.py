@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from activities.ledger import tables
-from activities.ledger.engine import READ_ONLY
 from laneway.batch import RecordCounts, RecordState
 from laneway.jobs import Usage
+from store.ledger import tables
+from store.ledger.engine import READ_ONLY
 
 CHUNK = 2000
 _T = cast(Table, tables.BatchRecord.__table__)
