@@ -45,5 +45,6 @@ class LedgerActivities:
                 change.actor,
                 change.note,
                 kind=change.kind,
+                ends_job=change.ends_job,
             )
         )

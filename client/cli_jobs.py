@@ -38,7 +38,8 @@ from laneway.settings import Settings, SettingsError
 from laneway.status import Action, Lane, ProductStatus, is_terminal
 
 if TYPE_CHECKING:
-    from client.jobs import JobState, JobSummary, LanewayClient
+    from client.jobs import JobSummary, LanewayClient
+    from laneway.lifecycle import JobState
     from store.ledger import JobEvent
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -37,7 +37,6 @@ from client.jobs import (
     JobActionRefused,
     JobDetails,
     JobNotFoundError,
-    JobState,
     JobSummary,
     LanewayClient,
     LanewayClientError,
@@ -48,6 +47,7 @@ from client.webhooks import WebhookReceiver
 from laneway.background import Actor
 from laneway.batch import BatchJobSpec
 from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
+from laneway.lifecycle import JobState
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, TokenIdentity, load_settings
 from laneway.status import Action, Lane, ProductStatus

@@ -44,7 +44,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from laneway.background import (
@@ -57,9 +57,10 @@ from laneway.background import (
 )
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
 from laneway.jobs import ArtifactRef, JobSpec
-from laneway.permissions import ACTION_FORBIDDEN
+from laneway.lifecycle import FAILURE_TYPES, JobEnd, JobState
+from laneway.permissions import ACTION_FORBIDDEN, refusal
 from laneway.settings import Settings
-from laneway.status import Action, EventKind, Lane, ProductStatus
+from laneway.status import Action, EventKind, Lane, ProductStatus, allowed_actions, refusal_reason
 from laneway.visibility import jobs_query
 from store.artifacts import ArtifactError, ArtifactStore
 from store.ledger import JobEvent, Ledger
@@ -75,14 +76,13 @@ from workflows.search_attributes import (
     LANEWAY_WORKSPACE,
 )
 
-JobState = JobView | BatchProgress
-"""What `status` and every control action answer: the job as people see it."""
-JobEnd = JobOutcome | BatchOutcome
-"""What `wait` answers: how the job ended."""
-
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 _STATE_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobView, Lane.BATCH: BatchProgress}
-_END_TYPES: dict[Lane, type[BaseModel]] = {Lane.BACKGROUND: JobOutcome, Lane.BATCH: BatchOutcome}
+_END_TYPES: dict[Lane, type[JobOutcome] | type[BatchOutcome]] = {
+    Lane.BACKGROUND: JobOutcome,
+    Lane.BATCH: BatchOutcome,
+}
 PROVIDER_EVENT = "provider_event"  # the signal both job workflows take from webhooks
 _WORKFLOW_LANES = {"BackgroundJobWorkflow": Lane.BACKGROUND, "BatchJobWorkflow": Lane.BATCH}
 
@@ -274,7 +274,18 @@ class LanewayClient:
         result_type = _STATE_TYPES[lane]
         state = await self._call(job_id, lambda job: job.query("status", result_type=result_type))
         assert isinstance(state, JobView | BatchProgress)
-        return state
+        return await self._with_ledger_archive(state)
+
+    async def _with_ledger_archive(self, state: JobState) -> JobState:
+        """An ended job is archived in the ledger (its workflow has closed): say so."""
+        if state.facts.open or state.facts.archived:
+            return state
+        ledger = self._open_ledger()
+        record = None if ledger is None else await asyncio.to_thread(ledger.get_job, state.job_id)
+        if record is None or record.archived_at is None:
+            return state
+        facts = state.facts.model_copy(update={"archived": True})
+        return state.model_copy(update={"facts": facts, "allowed_actions": allowed_actions(facts)})
 
     async def wait(self, job_id: str) -> JobEnd:
         """Wait until the job ends (completed, failed, canceled or expired) and say how.
@@ -283,9 +294,9 @@ class LanewayClient:
         its hold ends, so this can take as long as those windows; use `status` to look in.
         """
         lane = await self.lane(job_id)
-        handle = self.temporal.get_workflow_handle(job_id, result_type=_END_TYPES[lane])
-        outcome = await self._call(job_id, lambda _: handle.result())
-        assert isinstance(outcome, JobOutcome | BatchOutcome)
+        handle = self.temporal.get_workflow_handle(job_id)
+        outcome_type = _END_TYPES[lane]
+        outcome: JobEnd = await self._call(job_id, lambda _: read_outcome(handle, outcome_type))
         return outcome
 
     async def lane(self, job_id: str) -> Lane:
@@ -390,6 +401,8 @@ class LanewayClient:
         """Any control action by name (what the CLI and HTTP API call)."""
         name = _known(Action, action, "action").value
         lane = await self.lane(job_id)
+        if name == Action.ARCHIVE and not await self._is_open(job_id):
+            return await self._archive_ended(job_id, actor, note)
         request = ControlRequest(actor=actor, note=note)
         result_type = _STATE_TYPES[lane]
         state = await self._call(
@@ -397,6 +410,32 @@ class LanewayClient:
         )
         assert isinstance(state, JobView | BatchProgress)
         return state
+
+    async def _is_open(self, job_id: str) -> bool:
+        handle = self.temporal.get_workflow_handle(job_id)
+        described = await self._call(job_id, lambda _: handle.describe())
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    async def _archive_ended(self, job_id: str, actor: Actor, note: str) -> JobState:
+        """Archive a job whose workflow has closed: a ledger action, checked by the same rules
+        as the workflow's own (who may, and whether the job takes it now)."""
+        state = await self.status(job_id)
+        forbidden = refusal(
+            actor, Action.ARCHIVE, workspace=state.workspace, requested_by=state.requested_by
+        )
+        if forbidden is not None:
+            raise JobActionForbidden(forbidden)
+        refused = refusal_reason(Action.ARCHIVE, state.facts)
+        if refused is not None:
+            allowed = ", ".join(state.allowed_actions) or "nothing"
+            raise JobActionRefused(f"{refused}; allowed now: {allowed}")
+        ledger = self._open_ledger()
+        if ledger is None:
+            raise JobNotFoundError(f"no job {job_id} in the ledger")
+        await asyncio.to_thread(
+            ledger.record_event, job_id, EventKind.ARCHIVED, f"{job_id}/archived", actor.id, note
+        )
+        return await self._with_ledger_archive(state)
 
     async def notify_provider_event(self, provider_id: str) -> str | None:
         """Tell the job that owns `provider_id` (a response or batch id) to look at it now.
@@ -508,9 +547,7 @@ class LanewayClient:
             )
 
     async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
-        handle = self.temporal.get_workflow_handle(job_id)
-        described = await self._call(job_id, lambda _: handle.describe())
-        if described.status == WorkflowExecutionStatus.RUNNING:
+        if await self._is_open(job_id):
             report = (await self.batch_status(job_id)).report
         else:
             report = (await self.wait_batch(job_id)).report
@@ -578,7 +615,28 @@ class LanewayClient:
         if described.status == WorkflowExecutionStatus.RUNNING:
             return LanewayClientError(f"job {job.id} is running but could not be reached")
         status = described.typed_search_attributes.get(LANEWAY_STATUS) or "closed"
-        return JobActionRefused(f"job {job.id} has ended ({status}); it takes no more actions")
+        return JobActionRefused(
+            f"job {job.id} has ended ({status}); it takes no more actions but archive"
+        )
+
+
+async def read_outcome(handle: WorkflowHandle[Any, Any], outcome_type: type[M]) -> M:
+    """How the job ended, whatever its close status (`laneway.lifecycle`): a completed job's
+    result, a failed or expired job's failure details, a canceled job's `outcome` query."""
+    try:
+        return outcome_type.model_validate(await handle.result())
+    except WorkflowFailureError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type in FAILURE_TYPES.values():
+            details = cause.details
+            if details:
+                return outcome_type.model_validate(details[0])
+        if isinstance(cause, CancelledError):
+            try:
+                return outcome_type.model_validate(await handle.query("outcome"))
+            except WorkflowQueryFailedError:
+                pass
+        raise
 
 
 E = TypeVar("E", ProductStatus, Lane, Action)

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from client.jobs import JobState, LanewayClient
+from client.jobs import LanewayClient
 from dev.batch_demo import run_batch_demo
 from dev.stack import AlreadyRunningError, DevStack, DevStackError, single_instance
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
+from laneway.lifecycle import JobState
 from laneway.settings import Settings
 from laneway.status import ProductStatus, is_terminal
 from store.ledger import Ledger

@@ -13,7 +13,7 @@ from typing import Final
 from pydantic import BaseModel, Field
 
 from laneway.jobs import ArtifactRef, JobSpec, Usage
-from laneway.status import ProductStatus
+from laneway.status import JobFacts, ProductStatus
 
 # Activity names: workflows refer to activities by name, never by their implementation.
 RECORD_JOB: Final = "record_background_job"
@@ -139,6 +139,7 @@ class StatusChange(BaseModel):
     actor: str = "laneway"
     note: str = ""
     kind: str = "status_changed"
+    ends_job: bool = Field(default=False, description="the job's terminal status")
 
 
 class SideEffectRequest(BaseModel):
@@ -164,6 +165,7 @@ class JobView(BaseModel):
     escalated: bool
     cost_usd: Decimal | None
     allowed_actions: list[str]
+    facts: JobFacts = Field(description="what the allowed actions were computed from")
 
 
 class JobOutcome(BaseModel):

@@ -28,7 +28,7 @@ from laneway.jobs import (
     Usage,
     check_metadata,
 )
-from laneway.status import ProductStatus
+from laneway.status import JobFacts, ProductStatus
 
 # Provider limits (contract section 1): per input file.
 MAX_REQUESTS_PER_BATCH: Final = 50_000
@@ -291,6 +291,7 @@ class BatchResume(BaseModel):
     audit_events: int
     created_at: datetime
     escalated: bool
+    unexpected_lines: int = 0
 
 
 # ---- one shard ---------------------------------------------------------------------------
@@ -357,6 +358,12 @@ class ShardOutcome(BaseModel):
     usage: Usage
     output_file: ArtifactRef | None
     error_file: ArtifactRef | None
+    batch_failure: str | None = Field(
+        default=None, description="the provider failed the batch as a whole: its reason"
+    )
+    canceled_elsewhere: bool = Field(
+        default=False, description="the provider batch was cancelled by someone but Laneway"
+    )
 
 
 # ---- progress and result -----------------------------------------------------------------
@@ -394,6 +401,7 @@ class BatchProgress(BaseModel):
     estimate: Estimate | None
     cost_usd: Decimal | None
     allowed_actions: list[str]
+    facts: JobFacts = Field(description="what the allowed actions were computed from")
     report: BatchReport | None = Field(
         default=None, description="once results are built: where they are and what they cost"
     )

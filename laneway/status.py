@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from pydantic import BaseModel
+
 
 class ProductStatus(StrEnum):
     QUEUED = "queued"
@@ -201,23 +203,73 @@ def response_reason(
     return None
 
 
-def allowed_actions(
-    status: ProductStatus,
-    *,
-    side_effect_ran: bool = False,
-    escalated: bool = False,
-    archived: bool = False,
-) -> list[str]:
-    """Operator actions that make sense now, in a fixed order (approve, reject, ... archive)."""
-    allowed: set[Action] = set()
-    if status is ProductStatus.NEEDS_REVIEW:
-        allowed |= {Action.APPROVE, Action.REJECT}
-        if not escalated:
-            allowed.add(Action.ESCALATE)
-    if not is_terminal(status) and not side_effect_ran:
-        allowed.add(Action.CANCEL)
-    if status in (ProductStatus.FAILED, ProductStatus.EXPIRED) and not archived:
-        allowed.add(Action.RETRY)
-    if is_terminal(status) and not archived:
-        allowed.add(Action.ARCHIVE)
-    return [action.value for action in Action if action in allowed]
+class JobFacts(BaseModel):
+    """What decides the actions a job takes now. Every surface shows `allowed_actions(facts)`.
+
+    `open`: the job's workflow still takes actions (a failed job held for a retry is open; an
+    ended job takes only ledger actions). `retry_possible`: False when nothing a retry changes
+    (the input failed validation, or no record is left to resend). `decision`: a reviewer's
+    verdict already given at the current gate ("approved" or "rejected").
+    """
+
+    status: ProductStatus
+    open: bool = True
+    escalated: bool = False
+    side_effect_started: bool = False
+    retry_possible: bool = True
+    archived: bool = False
+    decision: str | None = None
+
+
+def allowed_actions(facts: JobFacts) -> list[str]:
+    """Operator actions the job accepts now, in a fixed order (approve, reject, ... archive)."""
+    return [action.value for action in Action if refusal_reason(action, facts) is None]
+
+
+def refusal_reason(action: Action | str, facts: JobFacts) -> str | None:
+    """Why the job refuses `action` now, in words for a person; None when it accepts it."""
+    action = Action(action)
+    status = facts.status.value
+    if action is Action.ARCHIVE:
+        if facts.archived:
+            return "the job is already archived"
+        if not is_terminal(facts.status):
+            return f"cannot archive a job that is {status}; cancel it first"
+        return None
+    if not facts.open:
+        return f"the job has ended ({status}); it takes no more actions but archive"
+    if action in (Action.APPROVE, Action.REJECT, Action.ESCALATE):
+        return _review_refusal(action, facts)
+    if action is Action.CANCEL:
+        if is_terminal(facts.status):
+            return f"cannot cancel a job that is {status}"
+        if facts.side_effect_started:
+            return "the side effect has already started; it cannot be cancelled"
+        return None
+    if facts.status not in (ProductStatus.FAILED, ProductStatus.EXPIRED):
+        return f"cannot retry a job that is {status}"
+    if not facts.retry_possible:
+        return "a retry would fail the same way: fix the input and submit a new job"
+    return None
+
+
+def _review_refusal(action: Action, facts: JobFacts) -> str | None:
+    if facts.status is not ProductStatus.NEEDS_REVIEW:
+        return f"cannot {action.value} a job that is {facts.status.value}; it is not in review"
+    if facts.decision is not None:
+        return f"the job was already {facts.decision}"
+    if action is Action.ESCALATE and facts.escalated:
+        return "the job is already escalated"
+    return None
+
+
+def batch_job_ending(*, succeeded: int, unresolved: int, expired_only: bool) -> ProductStatus:
+    """How a batch job ends once its rounds are done (DESIGN.md's table, batch column).
+
+    `unresolved`: records still failing for a retryable reason after the round budget;
+    `expired_only`: they are left because batches ran out of their window. A job in which no
+    record succeeded (e.g. the provider failed its batch as a whole) has failed.
+    """
+    if unresolved > 0:
+        return ProductStatus.EXPIRED if expired_only else ProductStatus.FAILED
+    return ProductStatus.COMPLETED if succeeded > 0 else ProductStatus.FAILED

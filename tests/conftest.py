@@ -14,13 +14,17 @@ from typing import Any, Protocol
 
 import pytest
 from openai import AsyncOpenAI
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client.jobs import read_outcome
 from dev.binaries import temporal_cli, temporal_test_server
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
+from laneway.background import JobOutcome, JobView
+from laneway.batch import BatchOutcome, BatchProgress
 from laneway.settings import Settings
 from tests.worker_process import start_worker, worker_env  # noqa: F401 (fixtures)
 from workers.main import build_worker
@@ -101,3 +105,23 @@ def laneway_worker(settings: Settings) -> WorkerFactory:
             yield worker
 
     return run
+
+
+async def job_outcome(handle: WorkflowHandle[Any, Any]) -> JobOutcome:
+    """How a background job ended, whatever its close status (failed jobs close Failed)."""
+    return await read_outcome(handle, JobOutcome)
+
+
+async def batch_outcome(handle: WorkflowHandle[Any, Any]) -> BatchOutcome:
+    """How a batch job ended, whatever its close status."""
+    return await read_outcome(handle, BatchOutcome)
+
+
+async def job_view(handle: WorkflowHandle[Any, Any]) -> JobView:
+    view: JobView = await handle.query("status", result_type=JobView)
+    return view
+
+
+async def batch_view(handle: WorkflowHandle[Any, Any]) -> BatchProgress:
+    view: BatchProgress = await handle.query("status", result_type=BatchProgress)
+    return view

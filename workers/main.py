@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.batch_jobs import BatchJobActivities
 from activities.batches import BatchProviderActivities
+from activities.job_closing import close_job_as_canceled
 from activities.job_ledger import LedgerActivities
 from activities.openai_client import ProviderNotConfiguredError, build_openai_client
 from activities.responses import ResponseActivities
@@ -61,6 +62,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     batches = BatchProviderActivities(openai, ledger, records, artifacts)
     return [
         StackCheckActivities(openai).check_provider,
+        close_job_as_canceled,
         ledger_writes.record_background_job,
         ledger_writes.record_job_status,
         responses.start_background_response,

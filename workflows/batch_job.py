@@ -18,20 +18,11 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from laneway.background import ControlRequest
     from laneway.batch import (
-        BUILD_BATCH_RESULTS,
-        COUNT_RECORDS,
-        PLAN_BATCH,
-        PLAN_RETRY_ROUND,
-        RECORD_BATCH_JOB,
-        RUN_BATCH_SIDE_EFFECT,
-        VALIDATE_BATCH_INPUT,
         BatchJobInput,
         BatchOutcome,
         BatchProgress,
@@ -49,119 +40,112 @@ with workflow.unsafe.imports_passed_through():
         ShardRef,
         ValidationReport,
     )
-    from laneway.jobs import ReviewExpiryAction, ReviewPolicy
-    from laneway.permissions import ACTION_NOT_ALLOWED_NOW
-    from laneway.status import TERMINAL_PRODUCT_STATUSES, Lane, ProductStatus, allowed_actions
-    from workflows.batch_shard import BatchShardWorkflow
-    from workflows.job_common import (
-        LEDGER_CALL_TIMEOUT,
-        LEDGER_RETRY,
-        AuditTrail,
-        JobEnds,
-        check_control,
-        signal_workflow,
-        wait_for,
+    from laneway.jobs import ReviewPolicy
+    from laneway.status import Lane, ProductStatus, batch_job_ending
+    from workflows.activity_types import (
+        build_batch_results,
+        count_batch_records,
+        plan_batch,
+        plan_retry_round,
+        record_batch_job,
+        run_batch_side_effect,
+        validate_batch_input,
     )
+    from workflows.batch_shard import BatchShardWorkflow
+    from workflows.job_common import LEDGER_CALL_TIMEOUT, LEDGER_RETRY, AuditTrail, JobEnds
+    from workflows.lifecycle import JobLifecycle, failure_cause
     from workflows.search_attributes import (
-        LANEWAY_JOB_TYPE,
-        LANEWAY_LANE,
         LANEWAY_PROGRESS,
         LANEWAY_PROVIDER_IDS,
         LANEWAY_RECORDS_FAILED,
         LANEWAY_RECORDS_SUCCEEDED,
         LANEWAY_RECORDS_TOTAL,
-        LANEWAY_STATUS,
-        LANEWAY_WORKSPACE,
     )
+    from workflows.waiting import signal_workflow
 
 FILE_WORK_TIMEOUT = timedelta(hours=2)  # validation, planning and results of large inputs
 FILE_WORK_HEARTBEAT = timedelta(seconds=30)
 FAILED_HOLD = timedelta(days=7)
+SIDE_EFFECT_TIMEOUT = timedelta(minutes=10)
 
 
 @workflow.defn
-class BatchJobWorkflow:
+class BatchJobWorkflow(JobLifecycle):
+    lane = Lane.BATCH
+
     @workflow.init
     def __init__(self, job: BatchJobInput) -> None:
         self._job = job
-        self._status = ProductStatus.QUEUED
-        self._reason: str | None = None
-        self._audit = AuditTrail(job.job_id)
-        self._created_at = workflow.now()
-        self._updated_at = self._created_at
+        self._init_lifecycle(job.job_id, job.spec, FAILED_HOLD)
         self._round = 0
         self._endpoint: str = job.spec.endpoint or ""
         self._rounds_allowed = job.spec.max_rounds
         self._counts = RecordCounts()
         self._quarantined = 0
+        self._validation: ValidationReport | None = None
         self._estimate: Estimate | None = None
         self._report: BatchReport | None = None
-        self._provider_ids: list[str] = []
         self._shard_of_batch: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[ShardOutcome]] = {}
         self._last_round_statuses: list[str] = []
+        self._batch_failures: list[str] = []
         self._unexpected_lines = 0
-        self._escalated = False
-        self._gate: str | None = None  # "plan" or "results" while a reviewer is awaited
-        self._decision: tuple[str, ControlRequest] | None = None
-        self._cancel_request: ControlRequest | None = None
-        self._retry_request: ControlRequest | None = None
-        self._archive_request: ControlRequest | None = None
-        self._side_effect_started = False
-        self._side_effect_ran = False
-        self._ended = False
-
-    # ---- lifecycle ---------------------------------------------------------------------------
+        if job.resume is not None:
+            self._restore(job.resume)
 
     @workflow.run
     async def run(self, job: BatchJobInput) -> BatchOutcome:
-        try:
-            await self._lifecycle()
-        except JobEnds as end:
-            await self._end(end)
-        except asyncio.CancelledError:
-            # Cancelled through Temporal: the provider batches are cancelled and partial
-            # results kept, exactly as for the cancel Update.
-            await self._end(
-                JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
-            )
-            raise
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._outcome()
+        outcome = await self._run_lifecycle()
+        assert isinstance(outcome, BatchOutcome)
+        return outcome
 
-    async def _lifecycle(self) -> None:
+    # ---- the lane's work -----------------------------------------------------------------------
+
+    async def _work(self) -> JobEnds:
         resume = self._job.resume
         if resume is None:
-            await self._record_job()
             validation = await self._validate()
             plan = await self._plan(validation)
             await self._plan_gate(plan)
         else:
             validation, plan = resume.validation, resume.next_plan
-            self._restore(resume)
         while True:
             await self._run_rounds(plan, validation)
-            self._report = await self._build_results(validation)
-            unresolved = self._counts.retryable
-            if unresolved == 0:
+            self._report = await self._build_results()
+            ending = batch_job_ending(
+                succeeded=self._counts.succeeded,
+                unresolved=self._counts.retryable,
+                expired_only=self._expired_only(),
+            )
+            if ending is ProductStatus.COMPLETED:
                 break
-            await self._hold_failed(self._unresolved_reason())
+            self._retry_possible = self._counts.retryable > 0
+            await self._hold_failed(
+                ending, self._unresolved_reason(), f"retry: round {self._round + 1}"
+            )
+            self._rounds_allowed = self._round + 1
             plan = await self._plan_retry(validation)
-        await self._results_gate()
-        await self._run_side_effect()
-        raise JobEnds(ProductStatus.COMPLETED, self._completion_reason())
+        if self._job.spec.review_policy is ReviewPolicy.REQUIRED:
+            await self._review("results", "results ready: waiting for a reviewer")
+        if self._job.spec.side_effect is not None:
+            request = BatchSideEffectRequest(
+                job_id=self._job.job_id, spec=self._job.spec, report=self._report
+            )
+            await self._run_side_effect(run_batch_side_effect, request, SIDE_EFFECT_TIMEOUT)
+        return JobEnds(ProductStatus.COMPLETED, self._completion_reason())
 
     async def _validate(self) -> ValidationReport:
-        validation: ValidationReport = await workflow.execute_activity(
-            VALIDATE_BATCH_INPUT,
+        validation = await workflow.execute_activity(
+            validate_batch_input,
             self._job.spec,
-            result_type=ValidationReport,
             start_to_close_timeout=FILE_WORK_TIMEOUT,
             heartbeat_timeout=FILE_WORK_HEARTBEAT,
             retry_policy=LEDGER_RETRY,
         )
         if validation.requests is None:
+            self._retry_possible = False  # the same input would fail the same way
             raise JobEnds(ProductStatus.FAILED, validation.summary())
+        self._validation = validation
         self._endpoint = validation.endpoint or ""
         if validation.rejected:
             self._quarantined = validation.rejected
@@ -172,36 +156,51 @@ class BatchJobWorkflow:
 
     async def _plan(self, validation: ValidationReport) -> RoundPlan:
         try:
-            plan: RoundPlan = await workflow.execute_activity(
-                PLAN_BATCH,
+            plan = await workflow.execute_activity(
+                plan_batch,
                 PlanRequest(job_id=self._job.job_id, spec=self._job.spec, validation=validation),
-                result_type=RoundPlan,
                 start_to_close_timeout=FILE_WORK_TIMEOUT,
                 heartbeat_timeout=FILE_WORK_HEARTBEAT,
                 retry_policy=LEDGER_RETRY,
             )
         except ActivityError as error:
-            raise JobEnds(ProductStatus.FAILED, _cause(error)) from None
+            self._retry_possible = False
+            raise JobEnds(ProductStatus.FAILED, failure_cause(error)) from None
         self._estimate = plan.estimate
         self._counts = RecordCounts(total=plan.requests, pending=plan.requests)
         self._set_progress()
         return plan
 
     async def _plan_retry(self, validation: ValidationReport) -> RoundPlan:
-        plan: RoundPlan = await workflow.execute_activity(
-            PLAN_RETRY_ROUND,
+        return await workflow.execute_activity(
+            plan_retry_round,
             RetryRoundRequest(
                 job_id=self._job.job_id,
                 spec=self._job.spec,
                 validation=validation,
                 round=self._round + 1,
             ),
-            result_type=RoundPlan,
             start_to_close_timeout=FILE_WORK_TIMEOUT,
             heartbeat_timeout=FILE_WORK_HEARTBEAT,
             retry_policy=LEDGER_RETRY,
         )
-        return plan
+
+    async def _plan_gate(self, plan: RoundPlan) -> None:
+        threshold = self._job.plan_approval_above_usd
+        estimate = plan.estimate.cost_batch_usd
+        if threshold is None or (estimate is not None and estimate <= threshold):
+            return
+        cost = (
+            f"${estimate}" if estimate is not None else "an unknown cost (no price for the model)"
+        )
+        await self._review(
+            "plan",
+            f"the plan ({plan.requests} records in {len(plan.shards)} shards) is estimated at "
+            f"{cost} at batch price, above the workspace's ${threshold}: approve to submit",
+        )
+        await self._set_status(ProductStatus.QUEUED, reason=None, note="plan approved")
+
+    # ---- rounds and shards ---------------------------------------------------------------------
 
     async def _run_rounds(self, plan: RoundPlan, validation: ValidationReport) -> None:
         """Round after round until nothing is retryable or the budget is spent."""
@@ -235,6 +234,7 @@ class BatchJobWorkflow:
             audit_events=self._audit.events,
             created_at=self._created_at,
             escalated=self._escalated,
+            unexpected_lines=self._unexpected_lines,
         )
         workflow.logger.info(
             "continuing as new", extra={"job_id": self._job.job_id, "history_events": length}
@@ -250,6 +250,8 @@ class BatchJobWorkflow:
         self._audit = AuditTrail(self._job.job_id, resume.audit_events)
         self._created_at = resume.created_at
         self._escalated = resume.escalated
+        self._unexpected_lines = resume.unexpected_lines
+        self._validation = resume.validation
         self._endpoint = resume.validation.endpoint or self._endpoint
         self._status = ProductStatus.RUNNING
         self._round = resume.next_plan.round - 1
@@ -312,15 +314,26 @@ class BatchJobWorkflow:
             try:
                 outcome = task.result()
             except ChildWorkflowError as error:
-                await self._stop_shards(f"shard {child_id} failed")
                 raise JobEnds(
-                    ProductStatus.FAILED, f"shard {child_id} failed: {_cause(error)}"
+                    ProductStatus.FAILED, f"shard {child_id} failed: {failure_cause(error)}"
                 ) from None
-            self._last_round_statuses.append(outcome.final_status)
+            self._note_shard_outcome(outcome)
             if outcome.unexpected:
                 await self._note_unexpected_lines(child_id, outcome.unexpected)
             self._counts = await self._count_records()
             self._set_progress()
+            if outcome.canceled_elsewhere:
+                batches = ", ".join(outcome.batch_ids)
+                raise JobEnds(
+                    ProductStatus.CANCELED,
+                    f"batch {batches} was cancelled at the provider, not by Laneway",
+                    "provider",
+                )
+
+    def _note_shard_outcome(self, outcome: ShardOutcome) -> None:
+        self._last_round_statuses.append(outcome.final_status)
+        if outcome.batch_failure is not None:
+            self._batch_failures.append(outcome.batch_failure)
 
     async def _note_unexpected_lines(self, child_id: str, count: int) -> None:
         """Result lines that named no record of their shard: kept in its files, audited."""
@@ -338,155 +351,53 @@ class BatchJobWorkflow:
             await workflow.wait(list(self._running.values()))
         for task in self._running.values():
             if task.exception() is None:
-                self._last_round_statuses.append(task.result().final_status)
+                self._note_shard_outcome(task.result())
         self._running.clear()
 
-    async def _hold_failed(self, reason: str) -> None:
-        """Records still fail after the budget: the job waits for a retry (one more round)."""
-        status = ProductStatus.EXPIRED if self._expired_only() else ProductStatus.FAILED
-        await self._set_status(status, reason=reason)
-        self._retry_request = None
-        await wait_for(
-            lambda: self._retry_request is not None or self._archive_request is not None,
-            FAILED_HOLD,
-        )
-        archive = self._archive_request
-        if archive is not None:
-            await self._audit.record(kind="archived", actor=archive.actor.id, note=archive.note)
-            raise JobEnds(status, reason, archive.actor.id)
-        retry = self._retry_request
-        if retry is None:
-            raise JobEnds(status, reason)
-        self._rounds_allowed = self._round + 1
-        await self._set_status(
-            ProductStatus.QUEUED,
-            reason=None,
-            actor=retry.actor.id,
-            note=retry.note or f"retry: round {self._round + 1}",
-            kind="retried",
-        )
-
-    # ---- approval gates --------------------------------------------------------------------------
-
-    async def _plan_gate(self, plan: RoundPlan) -> None:
-        threshold = self._job.plan_approval_above_usd
-        estimate = plan.estimate.cost_batch_usd
-        if threshold is None:
-            return
-        if estimate is not None and estimate <= threshold:
-            return
-        cost = (
-            f"${estimate}" if estimate is not None else "an unknown cost (no price for the model)"
-        )
-        await self._review(
-            "plan",
-            f"the plan ({plan.requests} records in {len(plan.shards)} shards) is estimated at "
-            f"{cost} at batch price, above the workspace's ${threshold}: approve to submit",
-        )
-
-    async def _results_gate(self) -> None:
-        if self._job.spec.review_policy is ReviewPolicy.REQUIRED:
-            await self._review("results", "results ready: waiting for a reviewer")
-
-    async def _review(self, gate: str, reason: str) -> None:
-        self._gate, self._decision = gate, None
-        await self._set_status(ProductStatus.NEEDS_REVIEW, reason=reason)
-        spec = self._job.spec
-        decided = await wait_for(self._decided_or_canceled, spec.review_deadline)
-        if not decided and spec.review_expiry_action == ReviewExpiryAction.ESCALATE:
-            await self._escalate("laneway", "the review window passed without a decision")
-            decided = await wait_for(self._decided_or_canceled, spec.review_deadline)
-        self._raise_if_cancel_requested()
-        if self._decision is None:
-            raise JobEnds(ProductStatus.EXPIRED, f"nobody reviewed the {gate} before the deadline")
-        verdict, request = self._decision
-        if verdict == "rejected":
-            raise JobEnds(
-                ProductStatus.CANCELED,
-                f"{gate} rejected by {request.actor.id}: {request.note}".rstrip(": "),
-                request.actor.id,
-            )
-        await self._audit.record(
-            kind="approved", actor=request.actor.id, note=f"{gate}: {request.note}"
-        )
-        self._gate = None
-        if gate == "plan":
-            await self._set_status(ProductStatus.QUEUED, reason=None, note="plan approved")
-
-    async def _run_side_effect(self) -> None:
-        if self._job.spec.side_effect is None or self._report is None:
-            return
-        self._side_effect_started = True
-        try:
-            await workflow.execute_activity(
-                RUN_BATCH_SIDE_EFFECT,
-                BatchSideEffectRequest(
-                    job_id=self._job.job_id, spec=self._job.spec, report=self._report
-                ),
-                start_to_close_timeout=timedelta(minutes=10),
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=1), maximum_attempts=20
-                ),
-            )
-        except ActivityError as error:
-            raise JobEnds(
-                ProductStatus.FAILED, f"the approved side effect failed: {_cause(error)}"
-            ) from None
-        self._side_effect_ran = True
-
-    async def _end(self, end: JobEnds) -> None:
+    async def _before_end(self, end: JobEnds) -> JobEnds:
+        """Stop the shards, and keep what they did: results, errors and cost of every record
+        that finished, whatever ended the job."""
         if self._running:
             await self._stop_shards(end.reason)
-        if end.status is ProductStatus.CANCELED and self._round > 0:
-            self._counts = await self._count_records()
-            self._set_progress()
-            reason = f"{end.reason} ({self._counts_text()})"
-        else:
-            reason = end.reason
-        await self._set_status(end.status, reason=reason, actor=end.actor)
-        self._ended = True
+        if self._round == 0:
+            return end
+        self._counts = await self._count_records()
+        self._set_progress()
+        if self._report is None or self._report.records != self._counts:
+            self._report = await self._build_results()
+        if end.status is ProductStatus.CANCELED:
+            return JobEnds(end.status, f"{end.reason} ({self._counts_text()})", end.actor)
+        return end
 
     # ---- activities ----------------------------------------------------------------------------
 
     async def _record_job(self) -> None:
-        spec = self._job.spec
-        workflow.upsert_search_attributes(
-            [
-                LANEWAY_STATUS.value_set(self._status.value),
-                LANEWAY_LANE.value_set(Lane.BATCH.value),
-                LANEWAY_JOB_TYPE.value_set(spec.job_type),
-                LANEWAY_WORKSPACE.value_set(spec.workspace),
-            ]
-        )
         await workflow.execute_activity(
-            RECORD_BATCH_JOB,
+            record_batch_job,
             self._job,
             start_to_close_timeout=LEDGER_CALL_TIMEOUT,
             retry_policy=LEDGER_RETRY,
         )
-        self._set_details()
 
     async def _count_records(self) -> RecordCounts:
-        counts: RecordCounts = await workflow.execute_activity(
-            COUNT_RECORDS,
+        return await workflow.execute_activity(
+            count_batch_records,
             self._job.job_id,
-            result_type=RecordCounts,
             start_to_close_timeout=LEDGER_CALL_TIMEOUT,
             retry_policy=LEDGER_RETRY,
         )
-        return counts
 
-    async def _build_results(self, validation: ValidationReport) -> BatchReport:
-        report: BatchReport = await workflow.execute_activity(
-            BUILD_BATCH_RESULTS,
+    async def _build_results(self) -> BatchReport:
+        assert self._validation is not None
+        report = await workflow.execute_activity(
+            build_batch_results,
             BuildResultsRequest(
                 job_id=self._job.job_id,
                 spec=self._job.spec,
-                validation=validation,
+                validation=self._validation,
                 rounds=self._round,
                 estimate=self._estimate,
             ),
-            result_type=BatchReport,
             start_to_close_timeout=FILE_WORK_TIMEOUT,
             heartbeat_timeout=FILE_WORK_HEARTBEAT,
             retry_policy=LEDGER_RETRY,
@@ -494,31 +405,20 @@ class BatchJobWorkflow:
         self._counts = report.records
         return report
 
-    async def _set_status(
-        self,
-        status: ProductStatus,
-        *,
-        reason: str | None,
-        actor: str = "laneway",
-        note: str = "",
-        kind: str = "status_changed",
-    ) -> None:
-        # The ledger hears first: a status people can see is always one the audit trail has.
-        await self._audit.record(
-            kind=kind, actor=actor, note=note or (reason or ""), to_status=status
-        )
-        self._status, self._reason = status, reason
-        self._updated_at = workflow.now()
-        workflow.upsert_search_attributes([LANEWAY_STATUS.value_set(status.value)])
-        self._set_details()
-        workflow.logger.info(
-            "job status", extra={"job_id": self._job.job_id, "status": status.value}
-        )
+    async def _on_provider_event(self, provider_id: str) -> None:
+        """A webhook said one of this job's batches changed: tell the shard that owns it."""
+        child_id = self._shard_of_batch.get(provider_id)
+        if child_id is not None and child_id in self._running:
+            await signal_workflow(child_id, BatchShardWorkflow.provider_event, provider_id)
 
-    async def _escalate(self, actor: str, note: str) -> None:
-        self._escalated = True
-        self._set_details()
-        await self._audit.record(kind="escalated", actor=actor, note=note)
+    @workflow.signal
+    def shard_batch_created(self, child_id: str, batch_id: str) -> None:
+        if batch_id not in self._shard_of_batch:
+            self._shard_of_batch[batch_id] = child_id
+            self._provider_ids.append(batch_id)
+            workflow.upsert_search_attributes(
+                [LANEWAY_PROVIDER_IDS.value_set(list(self._provider_ids))]
+            )
 
     # ---- small decisions -----------------------------------------------------------------------
 
@@ -529,8 +429,12 @@ class BatchJobWorkflow:
         )
 
     def _unresolved_reason(self) -> str:
+        c = self._counts
+        if c.retryable == 0:
+            why = "; ".join(self._batch_failures[-3:]) or "see the errors file"
+            return f"none of the {c.total} records succeeded: {why}"
         return (
-            f"{self._counts.retryable} records still failing after {self._round} rounds "
+            f"{c.retryable} records still failing after {self._round} rounds "
             f"({self._counts_text()}); retry runs one more round"
         )
 
@@ -551,20 +455,7 @@ class BatchJobWorkflow:
             text += "; results delivered"
         return text
 
-    def _decided_or_canceled(self) -> bool:
-        return self._decision is not None or self._cancel_request is not None
-
-    def _cancel_reason(self) -> str:
-        request = self._cancel_request
-        assert request is not None
-        return f"cancelled by {request.actor.id}: {request.note}".rstrip(": ")
-
-    def _raise_if_cancel_requested(self) -> None:
-        request = self._cancel_request
-        if request is not None:
-            raise JobEnds(ProductStatus.CANCELED, self._cancel_reason(), request.actor.id)
-
-    # ---- presentation --------------------------------------------------------------------------
+    # ---- views ---------------------------------------------------------------------------------
 
     def _progress_text(self) -> str:
         c = self._counts
@@ -585,121 +476,22 @@ class BatchJobWorkflow:
         )
         self._set_details()
 
-    def _set_details(self) -> None:
-        parts = [f"**{self._status.value}**", self._progress_text()]
+    def _detail_parts(self) -> list[str]:
+        parts = [self._progress_text()]
         if self._running:
             parts.append(f"{len(self._running)} shards in flight")
         if self._estimate is not None and self._estimate.cost_batch_usd is not None:
             parts.append(f"estimate ${self._estimate.cost_batch_usd}")
         if self._report is not None and self._report.cost_batch_usd is not None:
             parts.append(f"cost ${self._report.cost_batch_usd}")
-        if self._escalated:
-            parts.append("escalated")
-        if self._reason:
-            parts.append(self._reason)
-        actions = ", ".join(self._allowed_actions()) or "none"
-        workflow.set_current_details(" · ".join(parts) + f"\n\nallowed actions: {actions}")
+        return parts
 
-    def _outcome(self) -> BatchOutcome:
-        return BatchOutcome(
-            job_id=self._job.job_id,
-            status=self._status,
-            reason=self._reason,
-            report=self._report,
-            side_effect_ran=self._side_effect_ran,
-        )
-
-    # ---- signals, updates, queries ---------------------------------------------------------------
-
-    @workflow.signal
-    async def provider_event(self, provider_id: str) -> None:
-        """A webhook said one of this job's batches changed: tell the shard that owns it."""
-        child_id = self._shard_of_batch.get(provider_id)
-        if child_id is not None and child_id in self._running:
-            await signal_workflow(child_id, BatchShardWorkflow.provider_event, provider_id)
-
-    @workflow.signal
-    def shard_batch_created(self, child_id: str, batch_id: str) -> None:
-        if batch_id not in self._shard_of_batch:
-            self._shard_of_batch[batch_id] = child_id
-            self._provider_ids.append(batch_id)
-            workflow.upsert_search_attributes(
-                [LANEWAY_PROVIDER_IDS.value_set(list(self._provider_ids))]
-            )
-
-    @workflow.update
-    async def approve(self, request: ControlRequest) -> BatchProgress:
-        self._decision = ("approved", request)
-        await workflow.wait_condition(lambda: self._status != ProductStatus.NEEDS_REVIEW)
-        return self.status()
-
-    @approve.validator
-    def _validate_approve(self, request: ControlRequest) -> None:
-        self._check(request, "approve")
-
-    @workflow.update
-    async def reject(self, request: ControlRequest) -> BatchProgress:
-        self._decision = ("rejected", request)
-        await workflow.wait_condition(lambda: self._status in TERMINAL_PRODUCT_STATUSES)
-        return self.status()
-
-    @reject.validator
-    def _validate_reject(self, request: ControlRequest) -> None:
-        self._check(request, "reject")
-
-    @workflow.update
-    async def cancel(self, request: ControlRequest) -> BatchProgress:
-        self._cancel_request = request
-        await workflow.wait_condition(lambda: self._ended)
-        return self.status()
-
-    @cancel.validator
-    def _validate_cancel(self, request: ControlRequest) -> None:
-        self._check(request, "cancel")
-        if self._side_effect_started:
-            raise ApplicationError(
-                "the side effect has already started; it cannot be cancelled",
-                type=ACTION_NOT_ALLOWED_NOW,
-            )
-
-    @workflow.update
-    async def retry(self, request: ControlRequest) -> BatchProgress:
-        self._retry_request = request
-        await workflow.wait_condition(
-            lambda: self._status not in (ProductStatus.FAILED, ProductStatus.EXPIRED)
-        )
-        return self.status()
-
-    @retry.validator
-    def _validate_retry(self, request: ControlRequest) -> None:
-        self._check(request, "retry")
-
-    @workflow.update
-    async def archive(self, request: ControlRequest) -> BatchProgress:
-        self._archive_request = request
-        await workflow.wait_condition(lambda: self._ended)
-        return self.status()
-
-    @archive.validator
-    def _validate_archive(self, request: ControlRequest) -> None:
-        self._check(request, "archive")
-
-    @workflow.update
-    async def escalate(self, request: ControlRequest) -> BatchProgress:
-        await self._escalate(request.actor.id, request.note or "escalated by an operator")
-        return self.status()
-
-    @escalate.validator
-    def _validate_escalate(self, request: ControlRequest) -> None:
-        self._check(request, "escalate")
-
-    @workflow.query
-    def status(self) -> BatchProgress:
+    def _view(self) -> BatchProgress:
         spec = self._job.spec
         return BatchProgress(
             job_id=self._job.job_id,
             status=self._status,
-            lane=Lane.BATCH.value,
+            lane=self.lane.value,
             job_type=spec.job_type,
             workspace=spec.workspace,
             requested_by=spec.requested_by,
@@ -714,34 +506,15 @@ class BatchJobWorkflow:
             estimate=self._estimate,
             cost_usd=self._report.cost_batch_usd if self._report else None,
             allowed_actions=self._allowed_actions(),
+            facts=self._facts(),
             report=self._report,
         )
 
-    def _allowed_actions(self) -> list[str]:
-        return allowed_actions(
-            self._status,
-            side_effect_ran=self._side_effect_started,
-            escalated=self._escalated,
-            archived=self._archive_request is not None,
-        )
-
-    def _check(self, request: ControlRequest, action: str) -> None:
-        spec = self._job.spec
-        check_control(
-            request,
-            action,
-            workspace=spec.workspace,
-            requested_by=spec.requested_by,
+    def _outcome(self) -> BatchOutcome:
+        return BatchOutcome(
+            job_id=self._job.job_id,
             status=self._status,
-            allowed=self._allowed_actions(),
-            already_decided=None
-            if self._decision is None
-            else f"the {self._gate or 'job'} was already {self._decision[0]}",
+            reason=self._reason,
+            report=self._report,
+            side_effect_ran=self._side_effect_ran,
         )
-
-
-def _cause(error: ActivityError | ChildWorkflowError) -> str:
-    cause = error.cause
-    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
-        cause = cause.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)

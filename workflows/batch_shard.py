@@ -11,22 +11,16 @@ batch at the provider, waits for it to settle and still ingests the partial resu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from laneway.background import PROVIDER_REJECTED
     from laneway.batch import (
         BATCH_UNCHANGED,
-        CANCEL_BATCH,
-        GET_BATCH,
-        INGEST_SHARD,
-        SUBMIT_SHARD,
         TOKEN_LIMIT_EXCEEDED,
-        WAIT_FOR_BATCH_CHANGE,
         BatchSnapshot,
         IngestRequest,
         ShardJob,
@@ -34,13 +28,16 @@ with workflow.unsafe.imports_passed_through():
         SubmitShardRequest,
         WaitForBatchRequest,
     )
-    from laneway.status import TERMINAL_BATCH_STATUSES
-    from workflows.job_common import (
-        PROVIDER_CALL_TIMEOUT,
-        PROVIDER_RETRY,
-        signal_workflow,
-        wait_for,
+    from laneway.status import TERMINAL_BATCH_STATUSES, ProductStatus, product_status_for_batch
+    from workflows.activity_types import (
+        cancel_batch,
+        get_batch,
+        ingest_batch_shard,
+        submit_batch_shard,
+        wait_for_batch_change,
     )
+    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY
+    from workflows.waiting import out_of_time, poll_or_wake, signal_workflow, wait_for
 
 # The provider ends every batch within its 24h window (expired at the latest); a batch still
 # not ended after this is cancelled and ingested as it stands.
@@ -108,10 +105,9 @@ class BatchShardWorkflow:
             idempotency_key=f"{workflow.info().workflow_id}/submission-{submission}",
             submission=submission,
         )
-        batch: BatchSnapshot = await workflow.execute_activity(
-            SUBMIT_SHARD,
+        batch = await workflow.execute_activity(
+            submit_batch_shard,
             request,
-            result_type=BatchSnapshot,
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=PROVIDER_RETRY,
         )
@@ -132,7 +128,7 @@ class BatchShardWorkflow:
         while batch.status not in TERMINAL_BATCH_STATUSES:
             if self._stop_reason is not None and not self._cancel_sent:
                 self._cancel_sent = True
-                batch = await self._provider(CANCEL_BATCH, batch.batch_id)
+                batch = await self._provider(cancel_batch, batch.batch_id)
                 continue
             batch = await self._next_change(batch)
             self._batch = batch
@@ -140,89 +136,81 @@ class BatchShardWorkflow:
         return batch
 
     async def _next_change(self, batch: BatchSnapshot) -> BatchSnapshot:
-        """The poll activity, a provider event or a stop request, whichever comes first."""
-        polling = self._job.polling
-        poll = workflow.start_activity(
-            WAIT_FOR_BATCH_CHANGE,
-            WaitForBatchRequest(batch_id=batch.batch_id, last_status=batch.status),
-            result_type=BatchSnapshot,
-            start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
-            schedule_to_close_timeout=PROVIDER_DEADLINE,
-            retry_policy=RetryPolicy(
-                initial_interval=polling.first_interval,
-                backoff_coefficient=polling.backoff,
-                maximum_interval=polling.max_interval,
-                non_retryable_error_types=[PROVIDER_REJECTED],
-            ),
-        )
-        interrupt = asyncio.create_task(
-            workflow.wait_condition(
-                lambda: (
+        """The poll's answer, or a fresh look when a provider event or a stop woke the shard."""
+        try:
+            changed = await poll_or_wake(
+                wait_for_batch_change,
+                WaitForBatchRequest(batch_id=batch.batch_id, last_status=batch.status),
+                polling=self._job.polling,
+                deadline=PROVIDER_DEADLINE,
+                woken=lambda: (
                     self._provider_event_pending
                     or (self._stop_reason is not None and not self._cancel_sent)
-                )
+                ),
             )
-        )
-        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
-        if poll.done():
-            interrupt.cancel()
-            return await self._poll_result(poll, batch)
-        poll.cancel()
-        await asyncio.gather(poll, return_exceptions=True)
-        self._provider_event_pending = False
-        return await self._provider(GET_BATCH, batch.batch_id)
-
-    async def _poll_result(
-        self, poll: asyncio.Future[BatchSnapshot], batch: BatchSnapshot
-    ) -> BatchSnapshot:
-        try:
-            return await poll
         except ActivityError as error:
-            cause = error.cause
-            if isinstance(cause, TimeoutError) or (
-                isinstance(cause, ApplicationError) and cause.type == BATCH_UNCHANGED
-            ):
-                # Far past the provider's own window: stop waiting, keep what it produced.
-                self._stop_reason = self._stop_reason or "the batch outlived its 24h window"
-                return batch
-            raise
+            if not out_of_time(error, BATCH_UNCHANGED):
+                raise
+            # Far past the provider's own window: stop waiting, keep what it produced.
+            self._stop_reason = self._stop_reason or "the batch outlived its 24h window"
+            return batch
+        if changed is not None:
+            return changed
+        self._provider_event_pending = False
+        return await self._provider(get_batch, batch.batch_id)
 
-    async def _provider(self, activity_name: str, batch_id: str) -> BatchSnapshot:
-        snapshot: BatchSnapshot = await workflow.execute_activity(
-            activity_name,
+    async def _provider(
+        self, call: Callable[[str], Awaitable[BatchSnapshot]], batch_id: str
+    ) -> BatchSnapshot:
+        return await workflow.execute_activity(
+            call,
             batch_id,
-            result_type=BatchSnapshot,
             start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
             retry_policy=PROVIDER_RETRY,
         )
-        return snapshot
 
     async def _ingest(
         self, batch: BatchSnapshot | None, failure: str | None, *, retryable: bool = False
     ) -> ShardOutcome:
-        outcome: ShardOutcome = await workflow.execute_activity(
-            INGEST_SHARD,
+        canceled_elsewhere = self._canceled_elsewhere(batch)
+        stop_reason = self._stop_reason
+        if canceled_elsewhere:
+            stop_reason = "cancelled at the provider, not by Laneway"
+        outcome = await workflow.execute_activity(
+            ingest_batch_shard,
             IngestRequest(
                 job_id=self._job.job_id,
                 shard=self._job.shard,
                 batch=batch,
                 batch_failure=failure,
                 batch_failure_retryable=retryable,
-                stop_reason=self._stop_reason,
+                stop_reason=stop_reason,
             ),
-            result_type=ShardOutcome,
             start_to_close_timeout=INGEST_TIMEOUT,
             heartbeat_timeout=INGEST_HEARTBEAT,
             retry_policy=PROVIDER_RETRY,
         )
-        return outcome.model_copy(update={"batch_ids": list(self._batch_ids)})
+        return outcome.model_copy(
+            update={
+                "batch_ids": list(self._batch_ids),
+                "batch_failure": failure,
+                "canceled_elsewhere": canceled_elsewhere,
+            }
+        )
+
+    def _canceled_elsewhere(self, batch: BatchSnapshot | None) -> bool:
+        """The provider batch ended cancelled, and Laneway never asked for it."""
+        if batch is None or self._cancel_sent:
+            return False
+        return _product_status(batch) is ProductStatus.CANCELED
 
     def _show(self) -> None:
         """The Web UI's current details: where the shard's provider batch is."""
         job, batch = self._job, self._batch
-        parts = [f"**{batch.status if batch else 'submitting'}**"]
+        parts = [f"**{_product_status(batch).value if batch else 'submitting'}**"]
         if batch is not None:
             parts += [
+                f"provider: {batch.status}",
                 batch.batch_id,
                 f"{batch.completed}/{batch.total or job.shard.requests} done",
                 f"{batch.failed} failed",
@@ -267,3 +255,9 @@ class BatchShardWorkflow:
     def stop(self, reason: str) -> None:
         """Cancel the batch at the provider and finish with the results it has."""
         self._stop_reason = self._stop_reason or reason
+
+
+def _product_status(batch: BatchSnapshot) -> ProductStatus:
+    """The shard's batch in product words (DESIGN.md's table); an expired batch's records go
+    to the next round, so it is still running as far as the job is concerned."""
+    return product_status_for_batch(batch.status, review_wanted=False, resubmission_left=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from laneway.batch import BatchJobSpec
 from laneway.jobs import ArtifactRef, JobSpec, Usage
-from laneway.status import Lane, ProductStatus
+from laneway.status import JobFacts, Lane, ProductStatus, allowed_actions
 
 
 class _Record(BaseModel):
@@ -82,6 +82,17 @@ class JobRecord(_Record):
     review_policy: str
     created_at: datetime
     updated_at: datetime
+    ended_at: datetime | None = None
+    archived_at: datetime | None = None
+    archived_by: str | None = None
+
+    def allowed_actions(self) -> list[str] | None:
+        """What an ended job takes (archive, until it is archived); None while the job runs:
+        only its workflow knows then."""
+        if self.ended_at is None:
+            return None
+        facts = JobFacts(status=self.status, open=False, archived=self.archived_at is not None)
+        return allowed_actions(facts)
 
 
 class JobEvent(_Record):

@@ -210,9 +210,14 @@ class Ledger:
         note: str = "",
         *,
         kind: EventKind | str = EventKind.STATUS_CHANGED,
+        ends_job: bool = False,
     ) -> JobEvent:
-        """Move the job to `to_status` and audit it; a repeated `event_key` changes nothing."""
-        return self._append_event(job_id, event_key, str(kind), actor, note, to_status)
+        """Move the job to `to_status` and audit it; a repeated `event_key` changes nothing.
+
+        `ends_job`: this is the job's terminal status (its workflow is closing)."""
+        return self._append_event(
+            job_id, event_key, str(kind), actor, note, to_status, ends_job=ends_job
+        )
 
     def record_event(
         self,
@@ -379,6 +384,8 @@ class Ledger:
         actor: str,
         note: str,
         to_status: ProductStatus | None,
+        *,
+        ends_job: bool = False,
     ) -> JobEvent:
         def work(session: Session) -> JobEvent:
             existing = session.scalars(
@@ -402,6 +409,10 @@ class Ledger:
             )
             if to_status is not None:
                 job.status = to_status.value
+            if ends_job:
+                job.ended_at = now
+            if kind == EventKind.ARCHIVED:
+                job.archived_at, job.archived_by = now, actor
             job.updated_at = now
             session.add(event)
             session.flush()

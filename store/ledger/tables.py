@@ -101,6 +101,9 @@ class Job(Base):
     review_policy: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    archived_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class JobProviderId(Base):

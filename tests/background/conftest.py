@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobOutcome, JobView
 from laneway.jobs import JobInput, JobSpec
 from laneway.settings import Settings
+from tests.conftest import job_view
 from workflows.background_job import BackgroundJobWorkflow
 
 WORKSPACE = "acme"
@@ -63,7 +64,7 @@ async def wait_for_status(
     """Query until the job shows `status`."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        view: JobView = await handle.query(BackgroundJobWorkflow.status)
+        view: JobView = await job_view(handle)
         if view.status == status:
             return view
         await asyncio.sleep(0.05)
@@ -74,7 +75,7 @@ async def wait_for_provider(handle: WorkflowHandle[Any, Any], limit: float = 30)
     """Query until the job has a provider response; returns its id."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        view: JobView = await handle.query(BackgroundJobWorkflow.status)
+        view: JobView = await job_view(handle)
         if view.provider_ids:
             return view.provider_ids[-1]
         await asyncio.sleep(0.05)

@@ -25,7 +25,7 @@ from tests.background.conftest import (
     wait_for_provider,
     wait_for_status,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome
 from workflows.background_job import BackgroundJobWorkflow
 
 
@@ -69,7 +69,7 @@ async def test_cancel_before_the_provider_finishes(
         view = await handle.execute_update(
             BackgroundJobWorkflow.cancel, control(OPERATOR, "customer withdrew the request")
         )
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert view.status == ProductStatus.CANCELED
     assert outcome.reason == "cancelled by otto: customer withdrew the request"
     assert await provider_status(openai_client, emulator) == "cancelled"
@@ -96,7 +96,7 @@ async def test_cancel_in_review_by_the_requester(
         await wait_for_status(handle, "needs_review")
         requester = OPERATOR.model_copy(update={"id": REQUESTER, "roles": frozenset()})
         await handle.execute_update(BackgroundJobWorkflow.cancel, control(requester, "not needed"))
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert outcome.status == ProductStatus.CANCELED
     assert outcome.result is not None, "the output is kept"
     # The response had already completed: there was nothing left to stop at the provider.
@@ -118,7 +118,7 @@ async def test_temporal_cancellation_reaches_the_provider(
         await wait_for_provider(handle)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
-            await handle.result()
+            await job_outcome(handle)
     assert await provider_status(openai_client, emulator) == "cancelled"
     actor, _, status = last_event(settings, job.job_id)
     assert (actor, status) == ("temporal", ProductStatus.CANCELED)

@@ -19,7 +19,7 @@ from laneway.jobs import DeliverToOutbox, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome
 from workflows.background_job import BackgroundJobWorkflow
 
 SAVED_HISTORY = Path(__file__).parent / "histories" / "background_review_approve.json"
@@ -37,7 +37,7 @@ async def test_six_hours_of_polling_keeps_history_small(
     async with laneway_worker(time_skipping_env):
         handle = await start_job(time_skipping_env, settings, job)
         before = await time_skipping_env.get_current_time()
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
         waited = await time_skipping_env.get_current_time() - before
     history = await handle.fetch_history()
     polls = emulator.control.stats()["requests"]["GET /v1/responses/{id}"]
@@ -67,7 +67,7 @@ async def test_saved_happy_path_history_replays(
         handle = await start_job(dev_server_env, settings, job)
         await wait_for_status(handle, "needs_review")
         await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
-        await handle.result()
+        await job_outcome(handle)
     fresh = await handle.fetch_history()
     if not SAVED_HISTORY.exists():
         SAVED_HISTORY.parent.mkdir(exist_ok=True)

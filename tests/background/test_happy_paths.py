@@ -15,7 +15,7 @@ from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.ledger import Ledger
 from tests.background.conftest import REVIEWER, control, start_job
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome, job_view
 from workflows.background_job import BackgroundJobWorkflow
 
 
@@ -28,7 +28,7 @@ async def test_auto_policy_completes_with_result_and_cost(
 ) -> None:
     job = make_job("Summarise: the launch went great and customers love it.")
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_job(time_skipping_env, settings, job)).result()
+        outcome = await job_outcome(await start_job(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.COMPLETED
     assert outcome.attempts == 1
     assert outcome.result is not None
@@ -60,11 +60,11 @@ async def test_review_then_approve_runs_side_effect_once(
         handle = await client.start_workflow(
             BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
         )
-        while (await handle.query(BackgroundJobWorkflow.status)).status != "needs_review":
+        while (await job_view(handle)).status != "needs_review":
             await time_skipping_env.sleep(1)
         view = await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER, "ok"))
         assert view.status == ProductStatus.COMPLETED
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert outcome.side_effect_ran
     delivered = json.loads((outbox / f"{job.job_id}.json").read_text())
     assert "onboarding" in delivered["output"]

@@ -16,7 +16,7 @@ from laneway.background import BackgroundJobInput, PollingPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from tests.background.conftest import start_job, wait_for_provider
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome, job_view
 from workflows.background_job import BackgroundJobWorkflow
 
 
@@ -59,7 +59,7 @@ async def test_provider_event_cuts_a_ten_minute_poll_short(
         await handle.signal(BackgroundJobWorkflow.provider_event, "resp_of_someone_else")
         await handle.signal(BackgroundJobWorkflow.provider_event, response_id)
         started = time.monotonic()
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
         assert time.monotonic() - started < 5
     assert outcome.status == ProductStatus.COMPLETED
 
@@ -77,8 +77,8 @@ async def test_without_an_event_the_slow_poll_still_waits(
         handle = await start_job(dev_server_env, settings, job)
         await wait_for_provider(handle)
         await polling_settled(emulator)
-        before = await handle.query(BackgroundJobWorkflow.status)
+        before = await job_view(handle)
         emulator.control.advance_clock(40_000)
         await asyncio.sleep(2)
-        assert (await handle.query(BackgroundJobWorkflow.status)).status == before.status
+        assert (await job_view(handle)).status == before.status
         await handle.terminate("test over")

@@ -14,7 +14,7 @@ from laneway.background import BackgroundJobInput
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from tests.background.conftest import start_job, wait_for_status
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome
 
 
 async def test_429_storm_then_recovery_completes_with_one_response(
@@ -28,7 +28,7 @@ async def test_429_storm_then_recovery_completes_with_one_response(
     emulator.control.add_fault({**storm, "times": 6})
     job = make_job()
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_job(time_skipping_env, settings, job)).result()
+        outcome = await job_outcome(await start_job(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.COMPLETED
     stats = emulator.control.stats()
     assert stats["counts"]["responses"] == 1
@@ -55,7 +55,7 @@ class TestWrongKey:
             handle = await start_job(time_skipping_env, settings, job)
             failed = await wait_for_status(handle, "failed")
             assert time.monotonic() - started < 5
-            outcome = await handle.result()
+            outcome = await job_outcome(handle)
         assert failed.reason is not None
         assert failed.reason.startswith("the provider refused the request: 401: ")
         assert "API key" in failed.reason

@@ -15,7 +15,7 @@ from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.ledger import Ledger
 from tests.background.conftest import OPERATOR, control, job_fault, start_job, wait_for_status
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome, job_view
 from workflows.background_job import BackgroundJobWorkflow
 
 
@@ -35,8 +35,8 @@ async def test_failed_response_fails_the_job_and_a_retry_starts_a_new_attempt(
         assert failed.allowed_actions == ["retry", "archive"]
         view = await handle.execute_update(BackgroundJobWorkflow.retry, control(OPERATOR, "again"))
         assert view.status != ProductStatus.FAILED
-        outcome = await handle.result()
-        final = await handle.query(BackgroundJobWorkflow.status)
+        outcome = await job_outcome(handle)
+        final = await job_view(handle)
     assert outcome.status == ProductStatus.COMPLETED
     assert outcome.attempts == 2
     assert len(final.provider_ids) == 2
@@ -54,7 +54,7 @@ async def test_failed_job_nobody_retries_ends_failed_with_the_providers_reason(
     job = make_job()
     emulator.control.add_fault(job_fault("response_fail", job, message="model overloaded"))
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_job(time_skipping_env, settings, job)).result()
+        outcome = await job_outcome(await start_job(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None
     assert "the provider failed the response" in outcome.reason
@@ -71,7 +71,7 @@ async def test_incomplete_without_review_fails_with_the_cut_off_reason(
     job = make_job()
     emulator.control.add_fault(job_fault("response_incomplete", job))
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_job(time_skipping_env, settings, job)).result()
+        outcome = await job_outcome(await start_job(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None and "max_output_tokens" in outcome.reason
     assert outcome.result is not None, "the partial output is kept"
@@ -108,7 +108,7 @@ async def test_response_cancelled_outside_laneway_cancels_the_job(
         handle = await start_job(time_skipping_env, settings, job)
         running = await wait_for_status(handle, "running")
         await openai_client.responses.cancel(running.provider_ids[0])
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert outcome.status == ProductStatus.CANCELED
     assert outcome.reason == "the response was cancelled at the provider"
 
@@ -124,7 +124,7 @@ async def test_stuck_response_expires_at_the_provider_deadline_and_is_cancelled(
     job = make_job(provider_deadline=timedelta(hours=2))
     emulator.control.add_fault(job_fault("response_stick", job))
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_job(time_skipping_env, settings, job)).result()
+        outcome = await job_outcome(await start_job(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.EXPIRED
     assert outcome.reason == "the provider did not finish within 2h"
     (response_id,) = emulator.control.stats()["ids"]["responses"]
@@ -147,7 +147,7 @@ async def test_archive_closes_a_failed_job_before_its_hold_ends(
         view = await handle.execute_update(
             BackgroundJobWorkflow.archive, control(OPERATOR, "known outage")
         )
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert view.allowed_actions == []
     assert outcome.status == ProductStatus.FAILED
     events = Ledger.from_url(settings.ledger_url).list_events(job.job_id)

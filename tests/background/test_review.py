@@ -28,7 +28,7 @@ from tests.background.conftest import (
     start_job,
     wait_for_status,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome, job_view
 from workflows.background_job import BackgroundJobWorkflow
 
 Handle = WorkflowHandle[BackgroundJobWorkflow, JobOutcome]
@@ -72,7 +72,7 @@ async def test_reject_ends_the_job_with_the_reviewers_note(
         BackgroundJobWorkflow.reject, control(REVIEWER, "sources are too thin")
     )
     assert view.status == ProductStatus.CANCELED
-    outcome = await in_review.result()
+    outcome = await job_outcome(in_review)
     assert outcome.reason == "rejected by rita: sources are too thin"
     assert not outcome.side_effect_ran
     assert not (tmp_path / "outbox").exists()
@@ -103,12 +103,12 @@ async def test_validator_refuses_and_history_is_unchanged(
         await in_review.execute_update(BackgroundJobWorkflow.approve, control(actor))
     assert refusal in str(refused.value.cause)
     assert await history_length(in_review) == before
-    assert (await in_review.query(BackgroundJobWorkflow.status)).status == "needs_review"
+    assert (await job_view(in_review)).status == "needs_review"
 
 
 async def test_second_approval_is_refused(in_review: Handle) -> None:
     await in_review.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
-    outcome = await in_review.result()
+    outcome = await job_outcome(in_review)
     before = await history_length(in_review)
     second = Actor(id="rex", workspace=WORKSPACE, roles=frozenset({"reviewer"}))
     with pytest.raises(Exception) as refused:
@@ -138,7 +138,7 @@ async def test_second_approval_while_the_first_runs_is_refused(
             await handle.execute_update(BackgroundJobWorkflow.approve, control(second))
         assert "already approved" in str(refused.value.cause)
         await first.result()
-        assert (await handle.result()).status == ProductStatus.COMPLETED
+        assert (await job_outcome(handle)).status == ProductStatus.COMPLETED
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ async def test_three_day_review_window_passes_in_under_a_second(
         await wait_for_status(handle, "needs_review")
         before = await time_skipping_env.get_current_time()
         started = time.monotonic()
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
         elapsed = time.monotonic() - started
         after = await time_skipping_env.get_current_time()
     assert outcome.status == ProductStatus.EXPIRED

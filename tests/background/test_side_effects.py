@@ -15,13 +15,13 @@ from temporalio.client import WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
 from activities.side_effects import SIGNATURE_HEADER
-from laneway.background import BackgroundJobInput
+from laneway.background import BackgroundJobInput, JobView
 from laneway.jobs import PostWebhook, ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.ledger import Ledger
 from tests.background.conftest import OPERATOR, REVIEWER, control, start_job, wait_for_status
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, job_outcome
 from workflows.background_job import BackgroundJobWorkflow
 
 SECRET = "a-webhook-secret-of-some-length"
@@ -80,7 +80,7 @@ async def test_approved_job_is_posted_signed_once(
         handle = await start_job(time_skipping_env, settings, job)
         await wait_for_status(handle, "needs_review")
         await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
     assert outcome.side_effect_ran
     ((headers, body),) = receiver.deliveries
     assert headers["Idempotency-Key"] == job.job_id
@@ -111,7 +111,7 @@ async def test_escalation_flags_the_job_without_moving_it(
         view = await handle.execute_update(
             BackgroundJobWorkflow.escalate, control(OPERATOR, "customer is waiting")
         )
-        assert view.escalated
+        assert isinstance(view, JobView) and view.escalated
         assert view.status == ProductStatus.NEEDS_REVIEW
         assert "escalate" not in view.allowed_actions
         metadata = await handle.query("__temporal_workflow_metadata")
@@ -119,7 +119,7 @@ async def test_escalation_flags_the_job_without_moving_it(
         assert "needs_review" in details and "escalated" in details
         assert "allowed actions: approve, reject, cancel" in details
         await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
-        assert (await handle.result()).status == ProductStatus.COMPLETED
+        assert (await job_outcome(handle)).status == ProductStatus.COMPLETED
     events = Ledger.from_url(settings.ledger_url).list_events(job.job_id)
     escalation = next(event for event in events if event.kind == "escalated")
     assert (escalation.actor, escalation.note) == ("otto", "customer is waiting")
@@ -147,7 +147,7 @@ async def test_a_side_effect_that_keeps_failing_fails_the_job_with_a_reason(
             control(REVIEWER),
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
         )
-        outcome = await handle.result()
+        outcome = await job_outcome(handle)
         view = await approval.result()
     assert view.status == ProductStatus.FAILED
     assert outcome.status == ProductStatus.FAILED

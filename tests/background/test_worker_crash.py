@@ -27,6 +27,7 @@ from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.ledger import Ledger
 from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
+from tests.conftest import job_outcome, job_view
 from tests.worker_process import WorkerProcess, wait_for, wait_until_polling
 from workflows.background_job import BackgroundJobWorkflow
 
@@ -87,7 +88,7 @@ async def test_sigkill_while_polling_then_restart(
     handle = await start_job(dev_server_env, settings, job)
     await wait_for_status(handle, ProductStatus.RUNNING)
     polls_at_kill = await between_polls(emulator)
-    response_id = (await handle.query(BackgroundJobWorkflow.status)).provider_ids[-1]
+    response_id = (await job_view(handle)).provider_ids[-1]
 
     first.kill()
     assert not first.group_alive(), "the killed worker's process group is still there"
@@ -101,7 +102,7 @@ async def test_sigkill_while_polling_then_restart(
     await wait_until_polling(client, settings.task_queue, second)
     await wait_for_status(handle, ProductStatus.NEEDS_REVIEW, limit=45)
     await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER, "ok"))
-    outcome = await handle.result()
+    outcome = await job_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.attempts == 1
@@ -174,7 +175,7 @@ async def test_sigkill_during_create_then_restart_creates_nothing_twice(
     stats = emulator.control.stats()
     assert stats["counts"]["responses"] == 1, f"a second response was created: {stats['ids']}"
     response_id = stats["ids"]["responses"][0]
-    outcome = await asyncio.wait_for(handle.result(), timeout=20)
+    outcome = await asyncio.wait_for(job_outcome(handle), timeout=20)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.attempts == 1

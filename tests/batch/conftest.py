@@ -21,6 +21,7 @@ from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgre
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
 from store.artifacts import ArtifactStore
+from tests.conftest import batch_view
 from workflows.batch_job import BatchJobWorkflow
 
 WORKSPACE = "acme"
@@ -98,7 +99,7 @@ async def wait_until(
     deadline = time.monotonic() + limit
     view: BatchProgress | None = None
     while time.monotonic() < deadline:
-        view = await handle.query(BatchJobWorkflow.status)
+        view = await batch_view(handle)
         if check(view):
             return view
         await asyncio.sleep(0.05)

@@ -25,7 +25,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 REVIEWER = Actor(id="rita", workspace="acme", roles=frozenset({"reviewer"}))
@@ -69,7 +69,7 @@ async def test_a_plan_above_the_threshold_waits_for_a_reviewer(
         await handle.execute_update(
             BatchJobWorkflow.approve, ControlRequest(actor=REVIEWER, note="worth it")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert emulator.control.stats()["counts"]["batches"] == 1
     events = Ledger.from_url(settings.ledger_url).list_events(job.job_id)
@@ -96,7 +96,7 @@ async def test_a_rejected_plan_never_reaches_the_provider(
         await handle.execute_update(
             BatchJobWorkflow.reject, ControlRequest(actor=REVIEWER, note="too dear")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.CANCELED
     assert outcome.reason == "plan rejected by rita: too dear"
     assert _provider_untouched(emulator)
@@ -125,7 +125,7 @@ async def test_results_reviewed_then_delivered_once(
         done = await handle.execute_update(
             BatchJobWorkflow.approve, ControlRequest(actor=REVIEWER, note="ship it")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert done.status == ProductStatus.COMPLETED
     assert outcome.side_effect_ran and "results delivered" in (outcome.reason or "")
     names = sorted(path.name for path in outbox.iterdir())

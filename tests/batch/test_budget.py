@@ -23,7 +23,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 OPERATOR = Actor(id="otto", workspace="acme", roles=frozenset({"operator"}))
@@ -65,7 +65,7 @@ async def test_an_expired_batch_past_the_budget_expires_the_job_until_retried(
             BatchJobWorkflow.retry, ControlRequest(actor=OPERATOR, note="try again")
         )
         assert retried.status in (ProductStatus.QUEUED, ProductStatus.RUNNING)
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.rounds == 2
     assert outcome.report.records.succeeded == 200
@@ -93,7 +93,7 @@ async def test_failures_past_the_budget_fail_the_job_until_archived(
         await handle.execute_update(
             BatchJobWorkflow.archive, ControlRequest(actor=OPERATOR, note="not worth it")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None and f"{failing} records still failing" in outcome.reason
     assert outcome.report is not None, "partial results are kept"

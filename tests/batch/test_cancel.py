@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest, PollingPolicy
-from laneway.batch import BatchJobInput, RecordState, ShardOutcome
+from laneway.batch import BatchJobInput, BatchProgress, RecordState, ShardOutcome
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.artifacts import ArtifactStore
@@ -42,7 +42,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 FAST_POLLING = PollingPolicy(
@@ -139,7 +139,7 @@ async def test_cancel_update_during_a_retry_round(
         view = await handle.execute_update(
             BatchJobWorkflow.cancel, ControlRequest(actor=THE_REQUESTER, note="wrong prompt")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
         in_flight = await _shard_outcome(client, f"{job.job_id}/round-2/shard-0")
 
     batches = provider_batches(emulator)
@@ -172,6 +172,7 @@ async def test_cancel_update_during_a_retry_round(
         f"cancelled by {REQUESTER}: wrong prompt ({succeeded} of 400 succeeded, 50 failed, "
         f"{len(never_sent)} never sent)"
     )
+    assert isinstance(view, BatchProgress)
     assert view.records.pending == len(never_sent) and view.records.succeeded == succeeded
     ledger = Ledger.from_url(settings.ledger_url)
     record = ledger.get_job(job.job_id)
@@ -218,7 +219,7 @@ async def test_temporal_cancellation_with_one_shard_in_flight_and_one_in_backoff
             raise AssertionError("shard 1 never started its token-limit backoff")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+            await batch_outcome(handle)
         backed_off = await _shard_outcome(client, shard(job.job_id, 1))
 
     assert isinstance(failure.value.cause, CancelledError)

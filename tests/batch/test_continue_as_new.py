@@ -21,8 +21,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
-from workflows.batch_job import BatchJobWorkflow
+from tests.conftest import WorkerFactory, batch_outcome, batch_view
 
 
 async def test_each_round_in_a_new_run_keeps_records_and_audit_trail(
@@ -53,8 +52,8 @@ async def test_each_round_in_a_new_run_keeps_records_and_audit_trail(
     client = time_skipping_env.client
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)
-        outcome = await handle.result()
-        view = await handle.query(BatchJobWorkflow.status)
+        outcome = await batch_outcome(handle)
+        view = await batch_view(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.rounds == 3

@@ -31,7 +31,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome, batch_view
 from workflows.batch_job import BatchJobWorkflow
 
 REVIEWER = Actor(id="rita", workspace="acme", roles=frozenset({"reviewer"}))
@@ -100,7 +100,7 @@ async def test_plan_gate_holds_until_a_reviewer_of_the_workspace_approves(
         await _refused(handle, "approve", OUTSIDER, "not a reviewer in workspace acme")
         await _refused(handle, "approve", OPERATOR, "not a reviewer in workspace acme")
         await time_skipping_env.sleep(timedelta(hours=2).total_seconds())
-        _same_gate(gate, await handle.query(BatchJobWorkflow.status))
+        _same_gate(gate, await batch_view(handle))
         assert "approved" not in _kinds(settings, job.job_id)
         assert _provider_calls(emulator) == 0, "nothing reaches the provider before approval"
 
@@ -109,7 +109,7 @@ async def test_plan_gate_holds_until_a_reviewer_of_the_workspace_approves(
         )
         assert approved.status in (ProductStatus.QUEUED, ProductStatus.RUNNING)
         await _refused(handle, "approve", SECOND_REVIEWER, "already approved")
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.records.succeeded == 300
@@ -134,7 +134,7 @@ async def test_a_plan_at_or_under_the_threshold_runs_without_review(
         job_input={"plan_approval_above_usd": Decimal("100")},
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     statuses = [e.to_status for e in Ledger.from_url(settings.ledger_url).list_events(job.job_id)]
     assert ProductStatus.NEEDS_REVIEW not in statuses
@@ -163,7 +163,7 @@ async def test_a_plan_rejected_or_cancelled_at_the_gate_never_reaches_the_provid
         ended = await handle.execute_update(
             decision, ControlRequest(actor=actor, note="not this month"), result_type=BatchProgress
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     expected = {
         "reject": "plan rejected by rita: not this month",
@@ -195,7 +195,7 @@ async def test_a_plan_nobody_reviews_expires_after_escalation(
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     described = await handle.describe()
     assert described.close_time is not None
     took = described.close_time - described.start_time
@@ -231,13 +231,13 @@ async def test_reviewed_results_are_delivered_to_the_outbox_exactly_once(
         await _refused(handle, "approve", REQUESTER_AS_REVIEWER, "requested this job")
         await _refused(handle, "approve", OUTSIDER, "not a reviewer in workspace acme")
         await time_skipping_env.sleep(timedelta(hours=1).total_seconds())
-        _same_gate(gate, await handle.query(BatchJobWorkflow.status))
+        _same_gate(gate, await batch_view(handle))
         assert not outbox.exists(), "nothing delivered before approval"
 
         done = await handle.execute_update(
             BatchJobWorkflow.approve, ControlRequest(actor=REVIEWER, note="ship it")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert done.status == ProductStatus.COMPLETED
     assert outcome.status == ProductStatus.COMPLETED and outcome.side_effect_ran
@@ -285,7 +285,7 @@ async def test_rejected_results_are_kept_and_never_delivered(
         await handle.execute_update(
             BatchJobWorkflow.reject, ControlRequest(actor=REVIEWER, note="wrong labels")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.CANCELED and not outcome.side_effect_ran
     assert outcome.reason is not None

@@ -19,7 +19,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ async def test_no_more_than_two_batches_overlap(
         max_shards_in_flight=2,
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
 
     client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)

@@ -12,7 +12,7 @@ from emulator.server import EmulatorServer
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from tests.batch.conftest import make_batch_job, request_lines, start_batch, write_jsonl
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 MB = 1024 * 1024
 
@@ -27,7 +27,7 @@ async def _run(
     env: WorkflowEnvironment, worker: WorkerFactory, settings: Settings, job: Any
 ) -> Any:
     async with worker(env):
-        return await (await start_batch(env, settings, job)).result()
+        return await batch_outcome(await start_batch(env, settings, job))
 
 
 async def test_duplicate_ids_and_a_malformed_line_name_their_lines(

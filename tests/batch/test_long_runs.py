@@ -31,7 +31,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 POLL_ROUTE = "GET /v1/batches/{id}"
 # A workflow's history grows with what it decides, never with how long it waits.
@@ -87,7 +87,7 @@ async def test_days_of_batches_in_two_rounds_keep_every_history_bounded(
         provider_clock_follows_temporal(time_skipping_env, emulator),
     ):
         handle = await start_batch(time_skipping_env, settings, job)
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     report = outcome.report
@@ -130,7 +130,7 @@ async def test_a_batch_stuck_finalizing_is_cancelled_after_its_window_and_kept(
         provider_clock_follows_temporal(time_skipping_env, emulator),
     ):
         handle = await start_batch(time_skipping_env, settings, job)
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.records.succeeded == 20

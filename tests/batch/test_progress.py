@@ -24,7 +24,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.search_attributes import (
     LANEWAY_LANE,
     LANEWAY_PROGRESS,
@@ -65,7 +65,7 @@ async def test_progress_in_query_search_attributes_and_details(
         assert partway.status == ProductStatus.RUNNING and partway.round == 1
         assert partway.records.total == 300 and partway.records.pending > 0
         assert partway.shards_in_flight == 1 and "cancel" in partway.allowed_actions
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
         details = await _current_details(handle)
         shard = dev_server_env.client.get_workflow_handle(f"{job.job_id}/round-1/shard-0")
         shard_details = await _current_details(shard)

@@ -23,7 +23,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 SLOW_POLLING = PollingPolicy(
@@ -69,7 +69,7 @@ async def test_a_provider_event_makes_the_shard_look_at_once(
         await _finish_after_first_poll(emulator, view.provider_ids[0])
         await handle.signal(BatchJobWorkflow.provider_event, "batch_of_someone_else")  # ignored
         await handle.signal(BatchJobWorkflow.provider_event, view.provider_ids[0])
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     described = await handle.describe()
     assert described.close_time is not None
@@ -91,7 +91,7 @@ async def test_without_an_event_the_slow_poll_still_finds_the_batch(
         handle = await start_batch(time_skipping_env, settings, job)
         view = await wait_until(handle, lambda v: len(v.provider_ids) == 1)
         await _finish_after_first_poll(emulator, view.provider_ids[0])
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     described = await handle.describe()
     assert described.close_time is not None

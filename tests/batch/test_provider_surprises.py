@@ -22,7 +22,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 
 async def test_a_batch_refused_for_the_token_limit_is_submitted_again_later(
@@ -42,7 +42,7 @@ async def test_a_batch_refused_for_the_token_limit_is_submitted_again_later(
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)
         started = await time_skipping_env.get_current_time()
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
         took = await time_skipping_env.get_current_time() - started
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
@@ -72,7 +72,7 @@ async def test_a_completed_batch_without_an_output_file_counts_its_records_missi
         batch_fault("batch_omit_results", job, fraction=1.0, times=1, match=lost)
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
 
     empty = [
         b
@@ -108,7 +108,7 @@ async def test_quarantine_sets_bad_lines_aside_and_runs_the_rest(
         bad_lines="quarantine",
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert "3 input lines quarantined" in (outcome.reason or "")

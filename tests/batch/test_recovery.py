@@ -40,7 +40,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 OPERATOR = Actor(id="otto", workspace="acme", roles=frozenset({"operator"}))
@@ -147,7 +147,7 @@ async def test_round_two_holds_exactly_what_round_one_left_retryable_or_never_ra
     )
     client = time_skipping_env.client
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
         store = ArtifactStore(settings.artifacts_path)
 
         # Round 1, as Laneway recorded it: what each shard sent, and the files it kept.
@@ -254,7 +254,7 @@ async def test_results_left_out_of_the_files_are_missing_then_resent(
         )
     client = time_skipping_env.client
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
         store = ArtifactStore(settings.artifacts_path)
         missing: set[str] = set()
         first: dict[int, ShardOutcome] = {}
@@ -339,7 +339,7 @@ async def test_failures_in_every_round_hold_the_job_failed_for_retry_then_archiv
         archived = await handle.execute_update(
             BatchJobWorkflow.archive, ControlRequest(actor=OPERATOR, note="give up")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert archived.status == ProductStatus.FAILED and archived.allowed_actions == []
     assert outcome.status == ProductStatus.FAILED
@@ -384,7 +384,7 @@ async def test_a_token_limit_refusal_is_resubmitted_under_a_new_key_and_loses_no
     )
     client = time_skipping_env.client
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
         durations = {}
         for shard in range(3):
             described = await client.get_workflow_handle(
@@ -446,7 +446,7 @@ async def test_quarantined_lines_are_reported_beside_provider_failures_in_line_o
         settings, write_jsonl(tmp_path / "in.jsonl", lines), bad_lines="quarantine"
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.reason is not None

@@ -23,7 +23,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 RECORDS = 2000
 REFUSED = {f"req-{n}" for n in range(5, RECORDS, 200)}  # no input: the provider answers 400
@@ -91,7 +91,7 @@ async def test_retryable_failures_and_an_expired_shard_make_exactly_round_two(
         batch_fault("batch_expire", job, fraction=0.5, times=1, match=shard_two)
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
 
     client = OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0)
     first, second = _round_facts(client, "1"), _round_facts(client, "2")

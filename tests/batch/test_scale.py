@@ -26,7 +26,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 RECORDS = 120_000
 
@@ -48,7 +48,7 @@ async def test_120k_records_three_shards_all_joined_once(
     job = make_batch_job(settings, path, template=classify_template())
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     stats = emulator.control.stats()

@@ -18,7 +18,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 
 async def test_records_with_template_complete_joined_in_input_order(
@@ -33,7 +33,7 @@ async def test_records_with_template_complete_joined_in_input_order(
         settings, path, template=classify_template(), shard_limits={"max_requests": 100}
     )
     async with laneway_worker(time_skipping_env):
-        outcome = await (await start_batch(time_skipping_env, settings, job)).result()
+        outcome = await batch_outcome(await start_batch(time_skipping_env, settings, job))
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     report = outcome.report
     assert report is not None

@@ -28,7 +28,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 from workflows.batch_job import BatchJobWorkflow
 
 OPERATOR = Actor(id="otto", workspace="acme", roles=frozenset({"operator"}))
@@ -98,7 +98,7 @@ async def test_cancel_update_mid_run(
         view = await handle.execute_update(
             BatchJobWorkflow.cancel, ControlRequest(actor=OPERATOR, note="wrong prompt")
         )
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert view.status == ProductStatus.CANCELED
     assert outcome.status == ProductStatus.CANCELED
@@ -126,7 +126,7 @@ async def test_temporal_cancellation_mid_run(
         await _wait_for_progress(emulator)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+            await batch_outcome(handle)
     assert isinstance(failure.value.cause, CancelledError)
     _assert_stopped_with_partial_results(settings, emulator, job)
     record = Ledger.from_url(settings.ledger_url).get_job(job.job_id)

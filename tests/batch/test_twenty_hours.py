@@ -20,7 +20,7 @@ from tests.batch.conftest import (
     start_batch,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome
 
 POLL_ROUTE = "GET /v1/batches/{id}"
 
@@ -49,7 +49,7 @@ async def test_a_twenty_hour_batch_keeps_every_history_bounded(
     ):
         handle = await start_batch(time_skipping_env, settings, job)
         started = await time_skipping_env.get_current_time()
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
         took = await time_skipping_env.get_current_time() - started
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason

@@ -30,7 +30,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
-from tests.conftest import WorkerFactory
+from tests.conftest import WorkerFactory, batch_outcome, batch_view
 from workflows.batch_job import BatchJobWorkflow
 from workflows.search_attributes import (
     LANEWAY_JOB_TYPE,
@@ -163,8 +163,8 @@ async def test_progress_while_running_and_at_the_end(
         assert await _found(client, by_batch) == [job.job_id]
 
         emulator.control.advance_clock(24 * 3600)  # the pinned batch expires
-        outcome = await handle.result()
-        final = await handle.query(BatchJobWorkflow.status)
+        outcome = await batch_outcome(handle)
+        final = await batch_view(handle)
         details = await _current_details(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
@@ -228,7 +228,7 @@ async def test_a_provider_event_wakes_only_the_shard_that_owns_the_batch(
             await asyncio.sleep(0.05)
         assert (await shard[1].describe()).status == WorkflowExecutionStatus.COMPLETED
         assert (await shard[0].describe()).status == WorkflowExecutionStatus.RUNNING
-        outcome = await handle.result()
+        outcome = await batch_outcome(handle)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.report is not None and outcome.report.records.succeeded == 40

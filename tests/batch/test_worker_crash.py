@@ -34,6 +34,7 @@ from tests.batch.conftest import (
     wait_until,
     write_jsonl,
 )
+from tests.conftest import batch_outcome
 from tests.worker_process import WorkerProcess, wait_for, wait_until_polling
 
 POLLING = PollingPolicy(
@@ -99,7 +100,7 @@ async def test_sigkill_while_shards_poll_then_restart(
 
     second = start_worker()
     await wait_until_polling(client, settings.task_queue, second)
-    outcome = await handle.result()
+    outcome = await batch_outcome(handle)
 
     _assert_every_record_once(settings, job, outcome, 3000)
     stats = emulator.control.stats()
@@ -138,7 +139,7 @@ async def test_sigkill_during_ingest_then_restart(
 
     second = start_worker()
     await wait_until_polling(client, settings.task_queue, second)
-    outcome = await handle.result()
+    outcome = await batch_outcome(handle)
 
     _assert_every_record_once(settings, job, outcome, count)
     stats = emulator.control.stats()

@@ -8,14 +8,17 @@ from laneway.status import (
     BATCH_STATUSES,
     RESPONSE_STATUSES,
     Action,
+    JobFacts,
     ProductStatus,
     UnknownProviderStatus,
     allowed_actions,
+    batch_job_ending,
     is_terminal,
     is_terminal_batch_status,
     is_terminal_response_status,
     product_status_for_batch,
     product_status_for_response,
+    refusal_reason,
     response_reason,
 )
 
@@ -177,21 +180,71 @@ ALLOWED = {
 
 @pytest.mark.parametrize("status", list(ProductStatus))
 def test_allowed_actions_per_status(status: ProductStatus) -> None:
-    assert allowed_actions(status) == ALLOWED[status]
+    assert allowed_actions(JobFacts(status=status)) == ALLOWED[status]
 
 
-def test_no_cancel_after_the_side_effect_ran() -> None:
-    assert Action.CANCEL not in allowed_actions(ProductStatus.RUNNING, side_effect_ran=True)
+@pytest.mark.parametrize("status", list(ProductStatus))
+def test_an_ended_job_takes_archive_only_and_only_once(status: ProductStatus) -> None:
+    ended = JobFacts(status=status, open=False)
+    assert allowed_actions(ended) == (["archive"] if is_terminal(status) else [])
+    assert allowed_actions(ended.model_copy(update={"archived": True})) == []
+
+
+def test_no_cancel_after_the_side_effect_started() -> None:
+    facts = JobFacts(status=ProductStatus.RUNNING, side_effect_started=True)
+    assert Action.CANCEL not in allowed_actions(facts)
+    assert refusal_reason(Action.CANCEL, facts) == (
+        "the side effect has already started; it cannot be cancelled"
+    )
 
 
 def test_escalate_only_once() -> None:
-    assert allowed_actions(ProductStatus.NEEDS_REVIEW, escalated=True) == [
-        "approve",
-        "reject",
-        "cancel",
-    ]
+    facts = JobFacts(status=ProductStatus.NEEDS_REVIEW, escalated=True)
+    assert allowed_actions(facts) == ["approve", "reject", "cancel"]
+    assert refusal_reason(Action.ESCALATE, facts) == "the job is already escalated"
+
+
+def test_no_review_action_once_a_verdict_is_given() -> None:
+    facts = JobFacts(status=ProductStatus.NEEDS_REVIEW, decision="approved")
+    assert allowed_actions(facts) == ["cancel"]
+    assert refusal_reason(Action.REJECT, facts) == "the job was already approved"
+
+
+def test_no_retry_when_nothing_a_retry_changes() -> None:
+    facts = JobFacts(status=ProductStatus.FAILED, retry_possible=False)
+    assert allowed_actions(facts) == ["archive"]
+    assert "fix the input" in (refusal_reason(Action.RETRY, facts) or "")
 
 
 def test_archived_jobs_allow_nothing() -> None:
     for status in (ProductStatus.COMPLETED, ProductStatus.FAILED, ProductStatus.EXPIRED):
-        assert allowed_actions(status, archived=True) == []
+        assert allowed_actions(JobFacts(status=status, archived=True)) == []
+
+
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("status", list(ProductStatus))
+def test_every_refusal_has_a_reason_and_every_offer_none(
+    action: Action, status: ProductStatus
+) -> None:
+    for facts in (JobFacts(status=status), JobFacts(status=status, open=False)):
+        offered = action.value in allowed_actions(facts)
+        assert (refusal_reason(action, facts) is None) == offered
+
+
+@pytest.mark.parametrize(
+    ("succeeded", "unresolved", "expired_only", "ending"),
+    [
+        (10, 0, False, ProductStatus.COMPLETED),
+        (0, 0, False, ProductStatus.FAILED),  # e.g. the provider failed the batch as a whole
+        (5, 3, False, ProductStatus.FAILED),
+        (5, 3, True, ProductStatus.EXPIRED),
+        (0, 3, True, ProductStatus.EXPIRED),
+    ],
+)
+def test_how_a_batch_job_ends(
+    succeeded: int, unresolved: int, expired_only: bool, ending: ProductStatus
+) -> None:
+    assert (
+        batch_job_ending(succeeded=succeeded, unresolved=unresolved, expired_only=expired_only)
+        is ending
+    )
