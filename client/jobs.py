@@ -590,9 +590,10 @@ class LanewayClient:
         except WorkflowUpdateFailedError as error:
             # The validator's own sentence, e.g. "alice requested this job and cannot approve it".
             cause = error.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             if isinstance(cause, ApplicationError) and cause.type == ACTION_FORBIDDEN:
-                raise JobActionForbidden(cause.message) from error
-            raise JobActionRefused(str(cause)) from error
+                raise JobActionForbidden(message) from error
+            raise JobActionRefused(message) from error
         except WorkflowQueryFailedError as error:
             raise LanewayClientError(f"job {job_id} could not answer: {error.message}") from error
         except WorkflowFailureError as error:

@@ -250,14 +250,16 @@ def refusal_reason(action: Action | str, facts: JobFacts) -> str | None:
         return f"cannot retry a job that is {status}"
     if not facts.retry_possible:
         return "a retry would fail the same way: fix the input and submit a new job"
+    if facts.archived:
+        return "the job is archived"
     return None
 
 
 def _review_refusal(action: Action, facts: JobFacts) -> str | None:
-    if facts.status is not ProductStatus.NEEDS_REVIEW:
-        return f"cannot {action.value} a job that is {facts.status.value}; it is not in review"
     if facts.decision is not None:
         return f"the job was already {facts.decision}"
+    if facts.status is not ProductStatus.NEEDS_REVIEW:
+        return f"cannot {action.value} a job that is {facts.status.value}"
     if action is Action.ESCALATE and facts.escalated:
         return "the job is already escalated"
     return None

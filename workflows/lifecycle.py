@@ -20,11 +20,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from laneway.background import ControlRequest
@@ -452,8 +457,8 @@ class JobLifecycle:
 
 
 def failure_cause(error: BaseException) -> str:
-    """The innermost cause's message: what went wrong, without the SDK's wrapping."""
-    cause: Any = error
-    while getattr(cause, "cause", None) is not None:
+    """What went wrong, in the failing code's own words, without the SDK's wrapping."""
+    cause: BaseException | None = error
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
