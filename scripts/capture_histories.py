@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +40,8 @@ from laneway.logging_setup import configure_logging
 from tests.replay.scenarios import HISTORIES_DIR, SCENARIOS, Scenario
 from tests.replay.test_replay import MANIFEST
 from workers.main import WORKFLOWS
+
+MANIFEST_FILE = "tests/replay/test_replay.py"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -60,16 +61,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def keep_old(path: Path) -> None:
-    """Rename an existing history after the day it was captured (its first event's date)."""
-    first = json.loads(path.read_text())["events"][0]
-    kept = path.with_name(f"{path.stem}.{first['eventTime'][:10]}.json")
-    name = kept.relative_to(HISTORIES_DIR)
+def saved(name: str, workflow_id: str) -> WorkflowHistory | None:
+    path = HISTORIES_DIR / name
+    return WorkflowHistory.from_json(workflow_id, path.read_text()) if path.exists() else None
+
+
+def keep_old(name: str, history: WorkflowHistory) -> str | None:
+    """Rename a saved history after the day it was captured; its new name, if it moved."""
+    captured = history.events[0].event_time.ToDatetime().date()
+    path = HISTORIES_DIR / name
+    kept = path.with_name(f"{path.stem}.{captured}.json")
     if kept.exists():  # captured twice that day: the one kept first stays
-        print(f"  replaced {path.relative_to(HISTORIES_DIR)}: {name} is kept already")
-        return
+        return None
     path.rename(kept)
-    print(f"  kept     {name}: add it to the manifest")
+    return str(kept.relative_to(HISTORIES_DIR))
+
+
+def write(name: str, history: WorkflowHistory) -> None:
+    path = HISTORIES_DIR / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(history.to_json() + "\n")
+    print(f"  wrote    {describe(name, history, path)}")
+
+
+def unlisted(name: str, workflow_id: str) -> str:
+    return f'{name} is not in the manifest of {MANIFEST_FILE}: add "{name}": "{workflow_id}"'
 
 
 async def replay_failure(history: WorkflowHistory) -> str | None:
@@ -79,30 +95,29 @@ async def replay_failure(history: WorkflowHistory) -> str | None:
 
 
 async def save(name: str, history: WorkflowHistory, keep: bool) -> list[str]:
-    """Write one history; what is wrong, if anything."""
-    path = HISTORIES_DIR / name
-    if path.exists() and keep:
-        keep_old(path)
-    elif path.exists():
-        saved = WorkflowHistory.from_json(history.workflow_id, path.read_text())
-        if (failure := await replay_failure(saved)) is not None:
-            # Replacing it would hide the break from CI: running jobs have that history.
-            return [
-                f"{name} not replaced: the saved one no longer replays ({failure}). Guard "
-                "the change with workflow.patched, or --keep-old to keep it beside the new one"
-            ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(history.to_json() + "\n")
-    print(f"  wrote    {describe(name, history, path)}")
+    """Write one history in place of the saved one; what is wrong, if anything."""
     problems = []
+    old = saved(name, history.workflow_id)
+    old_failure = None if old is None else await replay_failure(old)
+    if old is not None and keep:
+        kept = keep_old(name, old)
+        print(f"  kept     {kept or 'the older history of that day'}")
+        if kept is not None and kept not in MANIFEST:
+            problems.append(unlisted(kept, old.workflow_id))
+        if kept is not None and old_failure is not None:
+            problems.append(f"{kept} no longer replays: guard the change with workflow.patched")
+    elif old_failure is not None:
+        # Replacing it would hide the break from CI: running jobs have that history.
+        return [
+            f"{name} not replaced: the saved one no longer replays ({old_failure}). Guard the "
+            "change with workflow.patched, or --keep-old to keep it beside the new one"
+        ]
+    write(name, history)
     if (failure := await replay_failure(history)) is not None:
         problems.append(f"{name} does not replay: {failure}")
     listed = MANIFEST.get(name)
     if listed is None:
-        problems.append(
-            f"{name} is not in the manifest of tests/replay/test_replay.py: add "
-            f'"{name}": "{history.workflow_id}"'
-        )
+        problems.append(unlisted(name, history.workflow_id))
     elif listed != history.workflow_id:
         problems.append(f"{name}: the manifest says {listed}, it ran as {history.workflow_id}")
     return problems
