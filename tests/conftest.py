@@ -34,14 +34,33 @@ from workflows.search_attributes import ALL_KEYS
 TEST_API_KEY = "test-key"
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server: timers fire as soon as nothing else is due."""
+async def start_time_skipping_env(identity: str | None = None) -> WorkflowEnvironment:
+    """Temporal's time-skipping test server with Laneway's search attributes registered.
+
+    `identity` names the client and its workers in history (default: pid@host)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
         data_converter=pydantic_data_converter,
+        identity=identity,
     )
     await register_search_attributes(env.client)
+    return env
+
+
+def emulated_settings(emulator: EmulatorServer, data_dir: Path, task_queue: str) -> Settings:
+    """Settings for a worker of its own: its task queue and data directory, the emulator."""
+    return Settings(
+        task_queue=task_queue,
+        data_dir=data_dir,
+        openai_base_url=emulator.base_url,
+        openai_api_key=TEST_API_KEY,
+    )
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: timers fire as soon as nothing else is due."""
+    env = await start_time_skipping_env()
     yield env
     await env.shutdown()
 
@@ -83,12 +102,7 @@ def openai_client(emulator: EmulatorServer) -> AsyncOpenAI:
 @pytest.fixture
 def settings(emulator: EmulatorServer, tmp_path: Path) -> Settings:
     """Settings for one test: its own task queue and data directory, pointed at the emulator."""
-    return Settings(
-        task_queue=f"laneway-test-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path / "var",
-        openai_base_url=emulator.base_url,
-        openai_api_key=TEST_API_KEY,
-    )
+    return emulated_settings(emulator, tmp_path / "var", f"laneway-test-{uuid.uuid4().hex[:8]}")
 
 
 class WorkerFactory(Protocol):

@@ -29,24 +29,29 @@ def control(actor: Actor, note: str = "") -> ControlRequest:
     return ControlRequest(actor=actor, note=note)
 
 
+def background_job(
+    text: str = "Research brief: durable workflows are great.",
+    *,
+    job_id: str | None = None,
+    **spec: Any,
+) -> BackgroundJobInput:
+    """A research-brief job of acme's alice; `spec` overrides JobSpec fields."""
+    job_input = spec.pop("input", None) or JobInput(model="gpt-4o-mini", text=text)
+    return BackgroundJobInput(
+        job_id=job_id or f"job-{uuid.uuid4().hex[:12]}",
+        spec=JobSpec(
+            job_type="research_brief",
+            workspace=WORKSPACE,
+            requested_by=REQUESTER,
+            input=job_input,
+            **spec,
+        ),
+    )
+
+
 @pytest.fixture
 def make_job() -> Callable[..., BackgroundJobInput]:
-    def make(
-        text: str = "Research brief: durable workflows are great.", **spec: Any
-    ) -> BackgroundJobInput:
-        job_input = spec.pop("input", None) or JobInput(model="gpt-4o-mini", text=text)
-        return BackgroundJobInput(
-            job_id=f"job-{uuid.uuid4().hex[:12]}",
-            spec=JobSpec(
-                job_type="research_brief",
-                workspace=WORKSPACE,
-                requested_by=REQUESTER,
-                input=job_input,
-                **spec,
-            ),
-        )
-
-    return make
+    return background_job
 
 
 async def start_job(

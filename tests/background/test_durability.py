@@ -1,28 +1,22 @@
-"""Durability: bounded history over hours of polling, replay of a saved history, visibility."""
+"""Durability: bounded history over hours of polling, and visibility.
+
+Saved histories replay in tests/replay (the replay corpus)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from emulator.server import EmulatorServer
 from laneway.background import BackgroundJobInput
-from laneway.jobs import DeliverToOutbox, ReviewPolicy
+from laneway.jobs import ReviewPolicy
 from laneway.settings import Settings
 from laneway.status import ProductStatus
-from tests.background.conftest import REVIEWER, control, job_fault, start_job, wait_for_status
+from tests.background.conftest import job_fault, start_job, wait_for_status
 from tests.conftest import WorkerFactory, job_outcome
-from workflows.background_job import BackgroundJobWorkflow
-
-SAVED_HISTORY = Path(__file__).parent / "histories" / "background_review_approve.json"
 
 
 async def test_six_hours_of_polling_keeps_history_small(
@@ -45,38 +39,6 @@ async def test_six_hours_of_polling_keeps_history_small(
     assert waited >= timedelta(hours=5, minutes=59)
     assert polls > 300, "the provider was polled all along (capped at one minute apart)"
     assert len(history.events) < 200
-
-
-async def test_saved_happy_path_history_replays(
-    dev_server_env: WorkflowEnvironment,
-    laneway_worker: WorkerFactory,
-    settings: Settings,
-    make_job: Callable[..., BackgroundJobInput],
-    tmp_path: Path,
-) -> None:
-    """A history recorded from an earlier version replays against the current code.
-
-    The first run writes the file (commit it); every later run replays it, so a change to the
-    workflow that would break running jobs fails here. A fresh history is replayed too.
-    """
-    job = make_job(
-        review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(tmp_path / "outbox")),
-    )
-    async with laneway_worker(dev_server_env):
-        handle = await start_job(dev_server_env, settings, job)
-        await wait_for_status(handle, "needs_review")
-        await handle.execute_update(BackgroundJobWorkflow.approve, control(REVIEWER))
-        await job_outcome(handle)
-    fresh = await handle.fetch_history()
-    if not SAVED_HISTORY.exists():
-        SAVED_HISTORY.parent.mkdir(exist_ok=True)
-        SAVED_HISTORY.write_text(fresh.to_json())
-    saved = WorkflowHistory.from_json(job.job_id, json.loads(SAVED_HISTORY.read_text()))
-    replayer = Replayer(workflows=[BackgroundJobWorkflow], data_converter=pydantic_data_converter)
-    for history in (saved, fresh):
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
-        assert result.replay_failure is None
 
 
 async def test_jobs_in_review_are_found_by_their_search_attributes(

@@ -68,12 +68,17 @@ def classify_template(**fields: Any) -> RequestTemplate:
 
 
 def make_batch_job(
-    settings: Settings, path: Path, *, job_input: dict[str, Any] | None = None, **spec: Any
+    settings: Settings,
+    path: Path,
+    *,
+    job_input: dict[str, Any] | None = None,
+    job_id: str | None = None,
+    **spec: Any,
 ) -> BatchJobInput:
     if "template" in spec:
         spec.setdefault("input_format", "records")
     return BatchJobInput(
-        job_id=f"batch-{uuid.uuid4().hex[:12]}",
+        job_id=job_id or f"batch-{uuid.uuid4().hex[:12]}",
         spec=BatchJobSpec(
             job_type="ticket_triage",
             workspace=WORKSPACE,
