@@ -33,7 +33,6 @@ MANIFEST: dict[str, str] = {
     "BackgroundJobWorkflow/happy.json": "replay-background-happy",
     "BackgroundJobWorkflow/review_approve.json": "replay-background-review-approve",
     # From the first version of the workflow (before it shared job_common with the batch lane).
-    "BackgroundJobWorkflow/review_approve.2026-11-22.json": "job-b80aa7c0732e",
     "BackgroundJobWorkflow/review_reject.json": "replay-background-review-reject",
     "BackgroundJobWorkflow/review_expiry.json": "replay-background-review-expiry",
     "BackgroundJobWorkflow/failed_hold_retry.json": "replay-background-failed-hold-retry",
