@@ -45,13 +45,7 @@ with workflow.unsafe.imports_passed_through():
         store_response_result,
         wait_for_response_change,
     )
-    from workflows.job_common import (
-        LEDGER_CALL_TIMEOUT,
-        LEDGER_RETRY,
-        PROVIDER_CALL_TIMEOUT,
-        PROVIDER_RETRY,
-        JobEnds,
-    )
+    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY, JobEnds
     from workflows.lifecycle import JobLifecycle
     from workflows.search_attributes import LANEWAY_PROVIDER_IDS
     from workflows.waiting import out_of_time, poll_or_wake
@@ -66,12 +60,12 @@ class _ProviderDeadlinePassed(Exception):
 
 @workflow.defn
 class BackgroundJobWorkflow(JobLifecycle):
-    lane = Lane.BACKGROUND
+    """One background response per attempt, followed until the provider ends it."""
 
     @workflow.init
     def __init__(self, job: BackgroundJobInput) -> None:
         self._job = job
-        self._init_lifecycle(job.job_id, job.spec, job.failed_hold)
+        self._init_lifecycle(Lane.BACKGROUND, job.job_id, job.spec, job.failed_hold)
         self._attempts = 0
         self._response: ResponseSnapshot | None = None
         self._result: ResultSummary | None = None
@@ -79,9 +73,7 @@ class BackgroundJobWorkflow(JobLifecycle):
 
     @workflow.run
     async def run(self, job: BackgroundJobInput) -> JobOutcome:
-        outcome = await self._run_lifecycle()
-        assert isinstance(outcome, JobOutcome)
-        return outcome
+        return await self._run_lifecycle(JobOutcome)
 
     # ---- the lane's work -------------------------------------------------------------------
 
@@ -173,12 +165,7 @@ class BackgroundJobWorkflow(JobLifecycle):
     # ---- provider and ledger calls ----------------------------------------------------------
 
     async def _record_job(self) -> None:
-        await workflow.execute_activity(
-            record_background_job,
-            self._job,
-            start_to_close_timeout=LEDGER_CALL_TIMEOUT,
-            retry_policy=LEDGER_RETRY,
-        )
+        await self._ledger_call(record_background_job, self._job)
 
     async def _start_response(self) -> ResponseSnapshot:
         request = StartResponseRequest(
@@ -275,6 +262,17 @@ class BackgroundJobWorkflow(JobLifecycle):
 
     # ---- views ------------------------------------------------------------------------------
 
+    def _view(self) -> JobView:
+        return JobView(
+            **self._view_fields(),
+            attempts=self._attempts,
+            escalated=self._escalated,
+            cost_usd=self._result.cost_usd if self._result else None,
+        )
+
+    def _outcome(self) -> JobOutcome:
+        return JobOutcome(**self._outcome_fields(), attempts=self._attempts, result=self._result)
+
     def _detail_parts(self) -> list[str]:
         parts = [f"attempt {self._attempts}"]
         if self._provider_ids:
@@ -282,34 +280,3 @@ class BackgroundJobWorkflow(JobLifecycle):
         if self._result is not None:
             parts.append(f"${self._result.cost_usd}")
         return parts
-
-    def _view(self) -> JobView:
-        spec = self._job.spec
-        facts = self._facts()
-        return JobView(
-            job_id=self._job.job_id,
-            status=self._status,
-            lane=self.lane.value,
-            job_type=spec.job_type,
-            workspace=spec.workspace,
-            requested_by=spec.requested_by,
-            attempts=self._attempts,
-            provider_ids=list(self._provider_ids),
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            reason=self._reason,
-            escalated=self._escalated,
-            cost_usd=self._result.cost_usd if self._result else None,
-            allowed_actions=self._allowed_actions(),
-            facts=facts,
-        )
-
-    def _outcome(self) -> JobOutcome:
-        return JobOutcome(
-            job_id=self._job.job_id,
-            status=self._status,
-            reason=self._reason,
-            attempts=self._attempts,
-            result=self._result,
-            side_effect_ran=self._side_effect_ran,
-        )

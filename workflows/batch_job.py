@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         validate_batch_input,
     )
     from workflows.batch_shard import BatchShardWorkflow
-    from workflows.job_common import LEDGER_CALL_TIMEOUT, LEDGER_RETRY, AuditTrail, JobEnds
+    from workflows.job_common import LEDGER_RETRY, AuditTrail, JobEnds
     from workflows.lifecycle import JobLifecycle, failure_cause
     from workflows.search_attributes import (
         LANEWAY_PROGRESS,
@@ -71,12 +71,12 @@ SIDE_EFFECT_TIMEOUT = timedelta(minutes=10)
 
 @workflow.defn
 class BatchJobWorkflow(JobLifecycle):
-    lane = Lane.BATCH
+    """A validated, planned backlog, run in rounds of shards until every record is settled."""
 
     @workflow.init
     def __init__(self, job: BatchJobInput) -> None:
+        self._init_lifecycle(Lane.BATCH, job.job_id, job.spec, FAILED_HOLD)
         self._job = job
-        self._init_lifecycle(job.job_id, job.spec, FAILED_HOLD)
         self._round = 0
         self._endpoint: str = job.spec.endpoint or ""
         self._rounds_allowed = job.spec.max_rounds
@@ -95,9 +95,7 @@ class BatchJobWorkflow(JobLifecycle):
 
     @workflow.run
     async def run(self, job: BatchJobInput) -> BatchOutcome:
-        outcome = await self._run_lifecycle()
-        assert isinstance(outcome, BatchOutcome)
-        return outcome
+        return await self._run_lifecycle(BatchOutcome)
 
     # ---- the lane's work -----------------------------------------------------------------------
 
@@ -372,20 +370,10 @@ class BatchJobWorkflow(JobLifecycle):
     # ---- activities ----------------------------------------------------------------------------
 
     async def _record_job(self) -> None:
-        await workflow.execute_activity(
-            record_batch_job,
-            self._job,
-            start_to_close_timeout=LEDGER_CALL_TIMEOUT,
-            retry_policy=LEDGER_RETRY,
-        )
+        await self._ledger_call(record_batch_job, self._job)
 
     async def _count_records(self) -> RecordCounts:
-        return await workflow.execute_activity(
-            count_batch_records,
-            self._job.job_id,
-            start_to_close_timeout=LEDGER_CALL_TIMEOUT,
-            retry_policy=LEDGER_RETRY,
-        )
+        return await self._ledger_call(count_batch_records, self._job.job_id)
 
     async def _build_results(self) -> BatchReport:
         assert self._validation is not None
@@ -487,34 +475,16 @@ class BatchJobWorkflow(JobLifecycle):
         return parts
 
     def _view(self) -> BatchProgress:
-        spec = self._job.spec
         return BatchProgress(
-            job_id=self._job.job_id,
-            status=self._status,
-            lane=self.lane.value,
-            job_type=spec.job_type,
-            workspace=spec.workspace,
-            requested_by=spec.requested_by,
+            **self._view_fields(),
             round=self._round,
             records=self._counts,
             quarantined=self._quarantined,
             shards_in_flight=len(self._running),
-            provider_ids=list(self._provider_ids),
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            reason=self._reason,
             estimate=self._estimate,
             cost_usd=self._report.cost_batch_usd if self._report else None,
-            allowed_actions=self._allowed_actions(),
-            facts=self._facts(),
             report=self._report,
         )
 
     def _outcome(self) -> BatchOutcome:
-        return BatchOutcome(
-            job_id=self._job.job_id,
-            status=self._status,
-            reason=self._reason,
-            report=self._report,
-            side_effect_ran=self._side_effect_ran,
-        )
+        return BatchOutcome(**self._outcome_fields(), report=self._report)

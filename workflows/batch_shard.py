@@ -207,10 +207,12 @@ class BatchShardWorkflow:
     def _show(self) -> None:
         """The Web UI's current details: where the shard's provider batch is."""
         job, batch = self._job, self._batch
-        parts = [f"**{_product_status(batch).value if batch else 'submitting'}**"]
+        status = _product_status(batch).value if batch else "submitting"
+        parts = [f"**{status}**"]
+        if batch is not None and batch.status != status:
+            parts.append(f"provider: {batch.status}")
         if batch is not None:
             parts += [
-                f"provider: {batch.status}",
                 batch.batch_id,
                 f"{batch.completed}/{batch.total or job.shard.requests} done",
                 f"{batch.failed} failed",

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
@@ -45,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         refusal_reason,
     )
     from workflows.activity_types import close_as_canceled
-    from workflows.job_common import LEDGER_CALL_TIMEOUT, AuditTrail, JobEnds
+    from workflows.job_common import LEDGER_CALL_TIMEOUT, LEDGER_RETRY, AuditTrail, JobEnds
     from workflows.search_attributes import (
         LANEWAY_JOB_TYPE,
         LANEWAY_LANE,
@@ -60,6 +61,8 @@ SIDE_EFFECT_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_a
 CANCELLATION_WAIT = timedelta(minutes=5)
 
 RequestT = TypeVar("RequestT")
+ResultT = TypeVar("ResultT")
+OutcomeT = TypeVar("OutcomeT", bound=BaseModel)
 
 
 class LifecycleSpec(Protocol):
@@ -78,9 +81,10 @@ class LifecycleSpec(Protocol):
 
 
 class JobLifecycle:
-    lane: ClassVar[Lane]
-
-    def _init_lifecycle(self, job_id: str, spec: LifecycleSpec, failed_hold: timedelta) -> None:
+    def _init_lifecycle(
+        self, lane: Lane, job_id: str, spec: LifecycleSpec, failed_hold: timedelta
+    ) -> None:
+        self._lane = lane
         self._job_id = job_id
         self._spec = spec
         self._failed_hold = failed_hold
@@ -132,7 +136,7 @@ class JobLifecycle:
 
     # ---- the run ---------------------------------------------------------------------------
 
-    async def _run_lifecycle(self) -> JobEnd:
+    async def _run_lifecycle(self, outcome_type: type[OutcomeT]) -> OutcomeT:
         """The whole job: record, work, end, close. A lane's `run` returns this."""
         try:
             await self._start()
@@ -152,7 +156,9 @@ class JobLifecycle:
         await self._end(end)
         # Let the Update that ended the job (approve, cancel, ...) answer before it closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return await self._close()
+        outcome = await self._close()
+        assert isinstance(outcome, outcome_type)
+        return outcome
 
     async def _start(self) -> None:
         if self._audit.events:
@@ -160,7 +166,7 @@ class JobLifecycle:
         workflow.upsert_search_attributes(
             [
                 LANEWAY_STATUS.value_set(self._status.value),
-                LANEWAY_LANE.value_set(self.lane.value),
+                LANEWAY_LANE.value_set(self._lane.value),
                 LANEWAY_JOB_TYPE.value_set(self._spec.job_type),
                 LANEWAY_WORKSPACE.value_set(self._spec.workspace),
             ]
@@ -341,6 +347,41 @@ class JobLifecycle:
 
     def _allowed_actions(self) -> list[str]:
         return allowed_actions(self._facts())
+
+    def _view_fields(self) -> dict[str, Any]:
+        """What every lane's view says of a job; the lane adds its progress and cost."""
+        spec = self._spec
+        return {
+            "job_id": self._job_id,
+            "status": self._status,
+            "lane": self._lane.value,
+            "job_type": spec.job_type,
+            "workspace": spec.workspace,
+            "requested_by": spec.requested_by,
+            "provider_ids": list(self._provider_ids),
+            "created_at": self._created_at,
+            "updated_at": self._updated_at,
+            "reason": self._reason,
+            "allowed_actions": self._allowed_actions(),
+            "facts": self._facts(),
+        }
+
+    def _outcome_fields(self) -> dict[str, Any]:
+        """What every lane's outcome says of how the job ended; the lane adds its results."""
+        return {
+            "job_id": self._job_id,
+            "status": self._status,
+            "reason": self._reason,
+            "side_effect_ran": self._side_effect_ran,
+        }
+
+    async def _ledger_call(
+        self, call: Callable[[RequestT], Awaitable[ResultT]], arg: RequestT
+    ) -> ResultT:
+        """A ledger activity: short, retried until the ledger answers."""
+        return await workflow.execute_activity(
+            call, arg, start_to_close_timeout=LEDGER_CALL_TIMEOUT, retry_policy=LEDGER_RETRY
+        )
 
     def _decided_or_canceled(self) -> bool:
         return self._decision is not None or self._cancel_request is not None

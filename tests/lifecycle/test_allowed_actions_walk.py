@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
 from client.jobs import JobActionForbidden, JobActionRefused, LanewayClient
 from emulator.server import EmulatorServer
-from laneway.background import BackgroundJobInput, JobView
+from laneway.background import BackgroundJobInput, ControlRequest, JobView
 from laneway.batch import BatchJobInput, BatchJobSpec
 from laneway.jobs import JobInput, JobSpec, ReviewPolicy
 from laneway.lifecycle import JobState
@@ -87,7 +87,11 @@ async def _until_closed(laneway: Laneway, job_id: str) -> None:
 
 
 async def _background(
-    laneway: Laneway, *, fault: str | None = None, review: ReviewPolicy = ReviewPolicy.AUTO
+    laneway: Laneway,
+    *,
+    fault: str | None = None,
+    review: ReviewPolicy = ReviewPolicy.AUTO,
+    **spec: Any,
 ) -> str:
     job = BackgroundJobInput(
         job_id=_job_id("job-walk"),
@@ -97,6 +101,7 @@ async def _background(
             requested_by=REQUESTER,
             input=JobInput(model="gpt-4o-mini", text="Brief on churn: support is great."),
             review_policy=review,
+            **spec,
         ),
         polling=FAST_POLLING,
     )
@@ -209,6 +214,15 @@ async def background_canceled(laneway: Laneway) -> str:
     return job_id
 
 
+async def background_expired(laneway: Laneway) -> str:
+    # Nobody reviews it within its (one second) review window.
+    job_id = await _background(
+        laneway, review=ReviewPolicy.REQUIRED, review_deadline=timedelta(seconds=1)
+    )
+    await _until_closed(laneway, job_id)
+    return job_id
+
+
 async def background_failed_archived(laneway: Laneway) -> str:
     job_id = await background_failed_held(laneway)
     await laneway.client.act(job_id, Action.ARCHIVE, ACTOR, "known outage")
@@ -225,13 +239,45 @@ async def batch_running(laneway: Laneway) -> str:
     await eventually(
         f"{job_id} runs a shard",
         lambda: laneway.client.batch_status(job_id),
-        lambda s: s.status == ProductStatus.RUNNING and s.shards_in_flight > 0,
+        lambda s: (
+            s.status == ProductStatus.RUNNING and s.shards_in_flight > 0 and bool(s.provider_ids)
+        ),
+    )
+    return job_id
+
+
+async def batch_stopping(laneway: Laneway) -> str:
+    """Canceled while its shard runs, and waiting for the provider to cancel the batch.
+
+    The provider answers 503 to the batch's cancel for as long as the test runs, so the job
+    stays where a slow provider cancellation leaves it: between the cancel and its end.
+    """
+    job_id = await batch_running(laneway)
+    (batch_id,) = (await laneway.client.batch_status(job_id)).provider_ids
+    cancel_path = f"^/v1/batches/{re.escape(batch_id)}/cancel$"
+    laneway.emulator.control.add_fault({"kind": "http_503", "match": {"path_regex": cancel_path}})
+    handle = laneway.client.temporal.get_workflow_handle(job_id)
+    await handle.start_update(
+        "cancel",
+        ControlRequest(actor=ACTOR, note="not needed any more"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    await eventually(
+        f"{job_id} is stopping its shards",
+        lambda: laneway.client.batch_status(job_id),
+        lambda s: not s.facts.open,
     )
     return job_id
 
 
 async def batch_plan_review(laneway: Laneway) -> str:
     job_id = await _batch(laneway, plan_approval_above_usd=Decimal("0"))
+    await _until_status(laneway, job_id, ProductStatus.NEEDS_REVIEW)
+    return job_id
+
+
+async def batch_results_review(laneway: Laneway) -> str:
+    job_id = await _batch(laneway, review_policy=ReviewPolicy.REQUIRED)
     await _until_status(laneway, job_id, ProductStatus.NEEDS_REVIEW)
     return job_id
 
@@ -335,6 +381,14 @@ STATES = [
     ),
     State(
         Lane.BACKGROUND,
+        "expired",
+        background_expired,
+        (A.ARCHIVE,),
+        ProductStatus.EXPIRED,
+        WorkflowExecutionStatus.FAILED,
+    ),
+    State(
+        Lane.BACKGROUND,
         "failed_archived",
         background_failed_archived,
         (),
@@ -347,6 +401,20 @@ STATES = [
         Lane.BATCH,
         "needs_review_plan",
         batch_plan_review,
+        (A.APPROVE, A.REJECT, A.CANCEL, A.ESCALATE),
+        ProductStatus.NEEDS_REVIEW,
+    ),
+    State(
+        Lane.BATCH,
+        "stopping",
+        batch_stopping,
+        (),
+        ProductStatus.RUNNING,
+    ),
+    State(
+        Lane.BATCH,
+        "needs_review_results",
+        batch_results_review,
         (A.APPROVE, A.REJECT, A.CANCEL, A.ESCALATE),
         ProductStatus.NEEDS_REVIEW,
     ),
@@ -424,6 +492,16 @@ def assert_plain_sentence(message: str) -> None:
     assert "\n" not in message.strip(), f"not one sentence: {message!r}"
 
 
+def assert_points_only_to_offered_actions(reason: str, allowed: list[str]) -> None:
+    """A refusal that says what one can do instead names only actions the job offers."""
+    listed = re.search(r"allowed now: ([a-z, ]+)", reason)
+    if listed is not None:
+        assert listed.group(1) == (", ".join(allowed) or "nothing"), reason
+    for advice, action in (("but archive", "archive"), ("cancel it first", "cancel")):
+        if advice in reason:
+            assert action in allowed, f"{reason!r} points to {action}, which is not offered"
+
+
 @pytest.mark.parametrize("state", [pytest.param(s, id=s.id) for s in STATES])
 async def test_state_offers_its_actions_everywhere(
     laneway: Laneway, witnesses: Witnesses, state: State
@@ -481,7 +559,9 @@ async def _other_action_is_refused(laneway: Laneway, job_id: str, action: Action
     assert_plain_sentence(str(refused.value))
     after = await laneway.client.status(job_id)
     assert (after.status, after.allowed_actions) == (before.status, before.allowed_actions)
-    return str(refused.value)
+    reason = str(refused.value)
+    assert_points_only_to_offered_actions(reason, after.allowed_actions)
+    return reason
 
 
 # ---- the failed hold, in time ------------------------------------------------------------------
