@@ -143,16 +143,17 @@ class JobLifecycle:
             end = await self._work()
         except JobEnds as raised:
             end = raised
-        except ActivityError as error:
-            # A call that failed for good: the job ends failed and says why, never a closed
-            # workflow behind an open status.
-            end = JobEnds(ProductStatus.FAILED, f"Laneway gave up: {failure_cause(error)}")
-        except asyncio.CancelledError:
-            # Cancelled through Temporal: the provider and the ledger still hear of it.
-            await self._end(
-                JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
-            )
-            raise
+        except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as error:
+            if not is_cancelled_exception(error):
+                # A call that failed for good: the job ends failed and says why, never a
+                # closed workflow behind an open status.
+                end = JobEnds(ProductStatus.FAILED, f"Laneway gave up: {failure_cause(error)}")
+            else:
+                # Cancelled through Temporal: the provider and the ledger still hear of it.
+                await self._end(
+                    JobEnds(ProductStatus.CANCELED, "cancelled through Temporal", "temporal")
+                )
+                raise
         await self._end(end)
         # Let the Update that ended the job (approve, cancel, ...) answer before it closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
