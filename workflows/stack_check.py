@@ -8,7 +8,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from laneway.stack_check import CHECK_PROVIDER_ACTIVITY, ProviderCheck
+    from laneway.stack_check import ProviderCheck
+    from workflows.activity_types import check_provider
 
 
 @workflow.defn
@@ -17,9 +18,8 @@ class StackCheckWorkflow:
     async def run(self) -> ProviderCheck:
         workflow.logger.info("checking the provider")
         workflow.set_current_details("**running** · asking the provider for its models")
-        check: ProviderCheck = await workflow.execute_activity(
-            CHECK_PROVIDER_ACTIVITY,
-            result_type=ProviderCheck,
+        check = await workflow.execute_activity(
+            check_provider,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=5)),
         )
