@@ -401,8 +401,8 @@ class LanewayClient:
         """Any control action by name (what the CLI and HTTP API call)."""
         name = _known(Action, action, "action").value
         lane = await self.lane(job_id)
-        if name == Action.ARCHIVE and not await self._is_open(job_id):
-            return await self._archive_ended(job_id, actor, note)
+        if not await self._is_open(job_id):
+            return await self._act_on_ended(job_id, Action(name), actor, note)
         request = ControlRequest(actor=actor, note=note)
         result_type = _STATE_TYPES[lane]
         state = await self._call(
@@ -416,19 +416,21 @@ class LanewayClient:
         described = await self._call(job_id, lambda _: handle.describe())
         return described.status == WorkflowExecutionStatus.RUNNING
 
-    async def _archive_ended(self, job_id: str, actor: Actor, note: str) -> JobState:
-        """Archive a job whose workflow has closed: a ledger action, checked by the same rules
-        as the workflow's own (who may, and whether the job takes it now)."""
+    async def _act_on_ended(self, job_id: str, action: Action, actor: Actor, note: str) -> JobState:
+        """An action on a job whose workflow has closed, checked by the same rules as the
+        workflow's own (who may, and whether the job takes it now): only archive is left,
+        and it is a ledger action."""
         state = await self.status(job_id)
         forbidden = refusal(
-            actor, Action.ARCHIVE, workspace=state.workspace, requested_by=state.requested_by
+            actor, action, workspace=state.workspace, requested_by=state.requested_by
         )
         if forbidden is not None:
             raise JobActionForbidden(forbidden)
-        refused = refusal_reason(Action.ARCHIVE, state.facts)
+        refused = refusal_reason(action, state.facts)
         if refused is not None:
             allowed = ", ".join(state.allowed_actions) or "nothing"
-            raise JobActionRefused(f"{refused}; allowed now: {allowed}")
+            sentence = refused.replace("the job", f"job {job_id}", 1)
+            raise JobActionRefused(f"{sentence}; allowed now: {allowed}")
         ledger = self._open_ledger()
         if ledger is None:
             raise JobNotFoundError(f"no job {job_id} in the ledger")
@@ -451,6 +453,10 @@ class LanewayClient:
         )
         if job is None:
             return None
+        if job.ended_at is not None:
+            raise JobActionRefused(
+                f"job {job.job_id} has ended ({job.status.value}); nothing waits for the news"
+            )
         handle = self.temporal.get_workflow_handle(job.workflow_id)
         await self._call(job.job_id, lambda _: handle.signal(PROVIDER_EVENT, provider_id))
         return job.job_id

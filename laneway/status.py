@@ -229,25 +229,49 @@ def allowed_actions(facts: JobFacts) -> list[str]:
 def refusal_reason(action: Action | str, facts: JobFacts) -> str | None:
     """Why the job refuses `action` now, in words for a person; None when it accepts it."""
     action = Action(action)
-    status = facts.status.value
     if action is Action.ARCHIVE:
-        if facts.archived:
-            return "the job is already archived"
-        if not is_terminal(facts.status):
-            return f"cannot archive a job that is {status}; cancel it first"
-        return None
+        return _archive_refusal(facts)
     if not facts.open:
-        return f"the job has ended ({status}); it takes no more actions but archive"
+        return _closed_refusal(action, facts)
     if action in (Action.APPROVE, Action.REJECT, Action.ESCALATE):
         return _review_refusal(action, facts)
+    status = facts.status.value
     if action is Action.CANCEL:
         if is_terminal(facts.status):
             return f"cannot cancel a job that is {status}"
         if facts.side_effect_started:
             return "the side effect has already started; it cannot be cancelled"
         return None
+    return _retry_refusal(facts)
+
+
+def _archive_refusal(facts: JobFacts) -> str | None:
+    if facts.archived:
+        return "the job is already archived"
+    if not is_terminal(facts.status):
+        if not facts.open:
+            return "the job is ending; archive it once it has ended"
+        return f"cannot archive a job that is {facts.status.value}; cancel it first"
+    return None
+
+
+def _closed_refusal(action: Action, facts: JobFacts) -> str:
+    """A job that is ending or has ended takes no workflow action; say what is left."""
+    status = facts.status.value
+    if not is_terminal(facts.status):
+        return f"the job is ending ({status}); it takes no more actions"
+    if action is Action.RETRY and facts.status is not ProductStatus.COMPLETED:
+        retry = _retry_refusal(facts.model_copy(update={"archived": False}))
+        if retry is not None:
+            return retry
+    if facts.archived:
+        return f"the job has ended ({status}) and is archived; it takes no more actions"
+    return f"the job has ended ({status}); it takes no more actions but archive"
+
+
+def _retry_refusal(facts: JobFacts) -> str | None:
     if facts.status not in (ProductStatus.FAILED, ProductStatus.EXPIRED):
-        return f"cannot retry a job that is {status}"
+        return f"cannot retry a job that is {facts.status.value}"
     if not facts.retry_possible:
         return "a retry would fail the same way: fix the input and submit a new job"
     if facts.archived:

@@ -177,6 +177,7 @@ class JobLifecycle:
 
     async def _end(self, end: JobEnds) -> None:
         self._ending = True
+        self._set_details()
         end = await self._before_end(end)
         await self._set_status(end.status, reason=end.reason, actor=end.actor)
         self._ended = True
@@ -338,7 +339,7 @@ class JobLifecycle:
     def _facts(self) -> JobFacts:
         return JobFacts(
             status=self._status,
-            open=not self._ending,
+            open=not self._ending and self._cancel_request is None,
             escalated=self._escalated,
             side_effect_started=self._side_effect_started,
             retry_possible=self._retry_possible,

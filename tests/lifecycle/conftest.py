@@ -8,16 +8,18 @@ ids, and emulator faults are aimed at one job each, so sharing is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from client.jobs import LanewayClient
@@ -118,12 +120,6 @@ async def laneway(
         query = f'TaskQueue = "{module_settings.task_queue}" AND ExecutionStatus = "Running"'
         async for execution in dev_server_env.client.list_workflows(query):
             handle = dev_server_env.client.get_workflow_handle(execution.id)
-            await _terminate_quietly(handle)
+            with contextlib.suppress(RPCError):  # it closed since it was listed
+                await handle.terminate("the lifecycle test module is over")
     client.close()
-
-
-async def _terminate_quietly(handle: Any) -> None:
-    try:
-        await handle.terminate("the lifecycle test module is over")
-    except Exception:  # already closed since it was listed
-        return

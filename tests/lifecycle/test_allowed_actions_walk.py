@@ -5,14 +5,23 @@ For each state of the background and batch lanes, and each of the six actions:
   `LanewayClient.act`, on a fresh job brought into that state;
 - an action it does not offer is refused (`JobActionRefused`, never `JobActionForbidden`: the
   actor may do everything) with a plain sentence, and the job is left as it was;
-- while the workflow is open, the Temporal Web UI's current details list the same actions.
+- a refusal that says what is allowed instead ("allowed now: ...", "cancel it first", "no
+  more actions but archive") names only actions the job offers;
+- while the workflow is open, the Temporal Web UI's current details list the same actions;
+  once it has closed, the ledger's view of the ended job does.
+
+Besides the states a job rests in, the walk covers two it passes through: a background job
+that has been canceled but is still waiting for the provider to cancel its response
+("stopping"), and a job ended by its review window ("expired").
 
 Jobs are brought into their states by the real worker against the emulator, with faults aimed
-at one job each. The last test holds a failed job on the time-skipping server for its hold.
+at one job each; checks that leave a job as it was share one job per state. The last test
+holds a failed job on the time-skipping server for its whole hold.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -29,14 +38,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from client.jobs import JobActionForbidden, JobActionRefused, LanewayClient
 from emulator.server import EmulatorServer
-from laneway.background import BackgroundJobInput, ControlRequest, JobView
+from laneway.background import BackgroundJobInput, ControlRequest
 from laneway.batch import BatchJobInput, BatchJobSpec
 from laneway.jobs import JobInput, JobSpec, ReviewPolicy
 from laneway.lifecycle import JobState
 from laneway.settings import Settings
 from laneway.status import Action, Lane, ProductStatus
 from store.artifacts import ArtifactStore
-from tests.conftest import WorkerFactory, job_outcome, job_view
+from store.ledger import Ledger
+from tests.conftest import WorkerFactory, job_outcome
 from tests.lifecycle.conftest import (
     ACTOR,
     FAST_POLLING,
@@ -80,7 +90,6 @@ async def _until_status(laneway: Laneway, job_id: str, status: ProductStatus) ->
 
 
 async def _until_closed(laneway: Laneway, job_id: str) -> None:
-    await laneway.client.wait(job_id)
     await eventually(
         f"{job_id} is closed", lambda: laneway.closed_as(job_id), lambda status: status != RUNNING
     )
@@ -195,6 +204,30 @@ async def background_failed_held(laneway: Laneway) -> str:
     return job_id
 
 
+async def background_stopping(laneway: Laneway) -> str:
+    """Canceled, and waiting for the provider to cancel its response: the job is ending.
+
+    The provider answers 503 to the response's cancel for as long as the test runs, so the
+    job stays where a slow provider leaves it: between the cancel and its end.
+    """
+    job_id = await background_running(laneway)
+    (response_id,) = (await laneway.client.background_status(job_id)).provider_ids
+    cancel_path = f"^/v1/responses/{re.escape(response_id)}/cancel$"
+    laneway.emulator.control.add_fault({"kind": "http_503", "match": {"path_regex": cancel_path}})
+    handle = laneway.client.temporal.get_workflow_handle(job_id)
+    await handle.start_update(
+        "cancel",
+        ControlRequest(actor=ACTOR, note="not needed any more"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    await eventually(
+        f"{job_id} is ending",
+        lambda: laneway.client.background_status(job_id),
+        lambda s: not s.facts.open,
+    )
+    return job_id
+
+
 async def background_completed(laneway: Laneway) -> str:
     job_id = await _background(laneway)
     await _until_closed(laneway, job_id)
@@ -242,30 +275,6 @@ async def batch_running(laneway: Laneway) -> str:
         lambda s: (
             s.status == ProductStatus.RUNNING and s.shards_in_flight > 0 and bool(s.provider_ids)
         ),
-    )
-    return job_id
-
-
-async def batch_stopping(laneway: Laneway) -> str:
-    """Canceled while its shard runs, and waiting for the provider to cancel the batch.
-
-    The provider answers 503 to the batch's cancel for as long as the test runs, so the job
-    stays where a slow provider cancellation leaves it: between the cancel and its end.
-    """
-    job_id = await batch_running(laneway)
-    (batch_id,) = (await laneway.client.batch_status(job_id)).provider_ids
-    cancel_path = f"^/v1/batches/{re.escape(batch_id)}/cancel$"
-    laneway.emulator.control.add_fault({"kind": "http_503", "match": {"path_regex": cancel_path}})
-    handle = laneway.client.temporal.get_workflow_handle(job_id)
-    await handle.start_update(
-        "cancel",
-        ControlRequest(actor=ACTOR, note="not needed any more"),
-        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-    )
-    await eventually(
-        f"{job_id} is stopping its shards",
-        lambda: laneway.client.batch_status(job_id),
-        lambda s: not s.facts.open,
     )
     return job_id
 
@@ -354,6 +363,7 @@ STATES = [
         (A.RETRY, A.ARCHIVE),
         ProductStatus.FAILED,
     ),
+    State(Lane.BACKGROUND, "stopping", background_stopping, (), ProductStatus.RUNNING),
     State(
         Lane.BACKGROUND,
         "completed",
@@ -406,13 +416,6 @@ STATES = [
     ),
     State(
         Lane.BATCH,
-        "stopping",
-        batch_stopping,
-        (),
-        ProductStatus.RUNNING,
-    ),
-    State(
-        Lane.BATCH,
         "needs_review_results",
         batch_results_review,
         (A.APPROVE, A.REJECT, A.CANCEL, A.ESCALATE),
@@ -447,6 +450,15 @@ STATES = [
 ]
 
 
+# What the state an accepted action answers with shows (archive and escalate: see below).
+MOVED_ON: dict[Action, Callable[[JobState], bool]] = {
+    A.APPROVE: lambda s: s.status != ProductStatus.NEEDS_REVIEW,
+    A.REJECT: lambda s: s.status == ProductStatus.CANCELED,
+    A.CANCEL: lambda s: s.status == ProductStatus.CANCELED,
+    A.RETRY: lambda s: s.status not in (ProductStatus.FAILED, ProductStatus.EXPIRED),
+}
+
+
 def _case_id(state: State, action: Action) -> str:
     verdict = "offered" if action in state.offered else "refused"
     return f"{state.id}-{action.value}-{verdict}"
@@ -475,6 +487,10 @@ def witnesses() -> Witnesses:
 
 
 # ---- checks ------------------------------------------------------------------------------------
+
+
+def _ledger(laneway: Laneway) -> Ledger:
+    return Ledger.from_url(laneway.settings.ledger_url)
 
 
 async def current_details_actions(client: LanewayClient, job_id: str) -> str:
@@ -515,7 +531,10 @@ async def test_state_offers_its_actions_everywhere(
     if state.closed_as == RUNNING:
         shown = await current_details_actions(laneway.client, job_id)
         assert shown == (", ".join(view.allowed_actions) or "none")
-        assert view.facts.open
+    else:
+        # The ledger's view of an ended job offers the same.
+        record = await asyncio.to_thread(_ledger(laneway).get_job, job_id)
+        assert record is not None and record.allowed_actions() == view.allowed_actions
 
 
 @pytest.mark.parametrize(("state", "action"), CASES)
@@ -536,12 +555,17 @@ async def _offered_action_is_taken(laneway: Laneway, state: State, action: Actio
     assert action.value in before.allowed_actions
     after = await laneway.client.act(job_id, action, ACTOR, f"walk: {action.value}")
     assert after.job_id == job_id
+    moved_on = MOVED_ON.get(action)
+    if moved_on is not None:
+        assert moved_on(after), f"{action.value} answered {after.status}"
     if action is Action.ARCHIVE:
         # Archived (by the workflow, or in the ledger once it has closed): nothing is left
         # to do, and a second archive says so.
         await _until_closed(laneway, job_id)
         archived = await laneway.client.status(job_id)
         assert archived.facts.archived and archived.allowed_actions == []
+        record = await asyncio.to_thread(_ledger(laneway).get_job, job_id)
+        assert record is not None and record.archived_by == ACTOR.id
         with pytest.raises(JobActionRefused, match="already archived") as refused:
             await laneway.client.act(job_id, Action.ARCHIVE, ACTOR, "again")
         assert not isinstance(refused.value, JobActionForbidden)
@@ -587,24 +611,26 @@ async def test_a_failed_job_is_held_open_for_its_hold_then_closes_failed(
     )
     emulator.control.add_fault(_fault("response_fail", job.job_id, message="GPU fell over"))
     client = LanewayClient(time_skipping_env.client, settings)
-    async with laneway_worker(time_skipping_env):
-        handle = await time_skipping_env.client.start_workflow(
-            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
-        )
-        failed = await eventually(
-            "the job failed",
-            lambda: job_view(handle),
-            lambda view: view.status == ProductStatus.FAILED,
-        )
-        assert failed.allowed_actions == ["retry", "archive"]
-        await time_skipping_env.sleep(hold - timedelta(minutes=1))
-        just_before: JobView = await client.background_status(job.job_id)
-        assert just_before.status == ProductStatus.FAILED
-        assert just_before.allowed_actions == ["retry", "archive"]
-        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        outcome = await job_outcome(handle)  # time skips to the end of the hold
-        closed = await handle.describe()
-    client.close()
+    try:
+        async with laneway_worker(time_skipping_env):
+            handle = await time_skipping_env.client.start_workflow(
+                BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+            )
+            failed = await eventually(
+                "the job failed",
+                lambda: client.background_status(job.job_id),
+                lambda view: view.status == ProductStatus.FAILED,
+            )
+            assert failed.allowed_actions == ["retry", "archive"]
+            await time_skipping_env.sleep(hold - timedelta(minutes=1))
+            just_before = await client.background_status(job.job_id)
+            assert just_before.status == ProductStatus.FAILED
+            assert just_before.allowed_actions == ["retry", "archive"]
+            assert (await handle.describe()).status == RUNNING
+            outcome = await job_outcome(handle)  # time skips to the end of the hold
+            closed = await handle.describe()
+    finally:
+        client.close()
     assert outcome.status == ProductStatus.FAILED
     assert outcome.reason is not None and "GPU fell over" in outcome.reason
     assert closed.status == WorkflowExecutionStatus.FAILED
