@@ -27,6 +27,7 @@ from dev.batch_demo import run_batch_demo
 from dev.stack import AlreadyRunningError, DevStack, DevStackError, single_instance
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
+from laneway.pricing import format_usd
 from laneway.settings import Settings
 from laneway.status import ProductStatus, is_terminal
 from store.ledger import Ledger
@@ -147,7 +148,7 @@ def print_delivery(outbox_file: Path, outcome: JobOutcome) -> None:
     if result.cost_usd is None:
         say("Cost:  unknown (Laneway has no price for this model)")
     else:
-        say(f"Cost:  ${result.cost_usd.normalize():f}")
+        say(f"Cost:  {format_usd(result.cost_usd)}")
 
 
 def print_audit_trail(settings: Settings, job_id: str) -> None:
