@@ -584,12 +584,17 @@ def _print_submitted(args: argparse.Namespace, job_id: str, lane: Lane) -> int:
 
 
 async def _results(args: argparse.Namespace, settings: Settings) -> int:
+    """Write what the job left; a job that did not succeed says why on stderr and exits 1
+    (with no output at all, the client's `ResultNotReady` says it the same way)."""
     async with _connected(settings) as client:
         found = await client.results(args.job_id, errors=args.errors)
         # Chunks are read lazily from the store (and verified at the end): blocking reads.
         written = await asyncio.to_thread(_write, found.chunks, args.output)
     if args.output is not None:
-        print(f"wrote {written:,} bytes to {args.output}")
+        print(f"wrote {written:,} bytes to {args.output}", flush=True)
+    if found.failure is not None:
+        what = "output" if found.media_type.startswith("text/") else "results"
+        return _fail(f"{found.failure}; this is the {what} it left", 1)
     return 0
 
 

@@ -62,7 +62,7 @@ from laneway.settings import Settings
 from laneway.status import Action, EventKind, Lane, ProductStatus
 from laneway.visibility import jobs_query
 from store.artifacts import ArtifactError, ArtifactStore
-from store.ledger import JobEvent, Ledger
+from store.ledger import JobEvent, JobRecord, Ledger
 from store.ledger.migrate import current_revision
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
@@ -151,11 +151,16 @@ class JobDetails(BaseModel):
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A job's results or errors: a name and media type to serve them under, and the bytes."""
+    """A job's results or errors: a name and media type to serve them under, and the bytes.
+
+    `failure` says why, when the job failed, expired or was canceled and these are what it
+    left (partial output, or the records that did succeed), e.g. "job job-1 failed: ...".
+    """
 
     filename: str
     media_type: str
     chunks: Iterator[bytes]
+    failure: str | None = None
 
 
 def new_job_id() -> str:
@@ -431,27 +436,36 @@ class LanewayClient:
             return await self._batch_file(job_id, errors=errors)
         if errors:
             return await asyncio.to_thread(self._background_errors, job_id)
-        text = await asyncio.to_thread(self.fetch_result, job_id)
-        return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text.encode()]))
+        return await asyncio.to_thread(self._background_output, job_id)
 
     def fetch_result(self, job_id: str) -> str:
         """The output text of a background job's latest attempt, from the result store.
 
-        Reads the ledger and artifact store directly: a blocking call, so from async code run
-        it in a thread (`asyncio.to_thread`).
+        A job without output raises `ResultNotReady` saying why: not finished yet, or it
+        failed (expired, was canceled) and why. Reads the ledger and artifact store directly:
+        a blocking call, so from async code run it in a thread (`asyncio.to_thread`).
         """
+        return b"".join(self._background_output(job_id).chunks).decode()
+
+    def _background_output(self, job_id: str) -> ResultFile:
         ledger = self._open_ledger()
-        if ledger is None or ledger.get_job(job_id) is None:
+        job = None if ledger is None else ledger.get_job(job_id)
+        if ledger is None or job is None:
             raise JobNotFoundError(f"no job {job_id} in the result store")
+        failure = _ended_without_success(job, ledger.list_events(job_id))
         stored = ledger.get_result(job_id)
         if stored is None:
+            if failure is not None:
+                raise ResultNotReady(f"{failure}; it has no output")
             raise ResultNotReady(
-                f"job {job_id} has no output yet: the provider has not finished; "
-                "see its status for where it is"
+                f"job {job_id} has no output yet: it is {job.status.value} and the provider "
+                "has not finished; see its status for where it is"
             )
         if stored.output is None:
-            return stored.inline_output or ""
-        return ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output).decode()
+            text = (stored.inline_output or "").encode()
+        else:
+            text = ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output)
+        return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text]), failure)
 
     def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
         """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified;
@@ -510,18 +524,26 @@ class LanewayClient:
     async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
         handle = self.temporal.get_workflow_handle(job_id)
         described = await self._call(job_id, lambda _: handle.describe())
+        state: BatchProgress | BatchOutcome
         if described.status == WorkflowExecutionStatus.RUNNING:
-            report = (await self.batch_status(job_id)).report
+            state = await self.batch_status(job_id)
         else:
-            report = (await self.wait_batch(job_id)).report
+            state = await self.wait_batch(job_id)
+        failure = _failure_of(job_id, state.status, state.reason)
+        report = state.report
         if report is None:
+            if failure is not None:
+                raise ResultNotReady(f"{failure}; it has no results file")
             raise ResultNotReady(
                 f"job {job_id} has no results file yet: its results are built once every "
-                "record is accounted for (a job canceled or failed before that has none)"
+                "record is accounted for"
             )
         ref = report.errors if errors else report.results
         name = f"{job_id}-{'errors' if errors else 'results'}.jsonl"
-        return ResultFile(name, "application/jsonl", self.read_artifact(ref))
+        # The errors file is the answer to "what went wrong": it needs no warning.
+        return ResultFile(
+            name, "application/jsonl", self.read_artifact(ref), None if errors else failure
+        )
 
     def _background_errors(self, job_id: str) -> ResultFile:
         """One JSON line per failure the audit trail recorded, with when and why."""
@@ -579,6 +601,28 @@ class LanewayClient:
             return LanewayClientError(f"job {job.id} is running but could not be reached")
         status = described.typed_search_attributes.get(LANEWAY_STATUS) or "closed"
         return JobActionRefused(f"job {job.id} has ended ({status}); it takes no more actions")
+
+
+_ENDED_WITHOUT_SUCCESS = {
+    ProductStatus.FAILED: "failed",
+    ProductStatus.EXPIRED: "expired",
+    ProductStatus.CANCELED: "was canceled",
+}
+
+
+def _failure_of(job_id: str, status: ProductStatus, reason: str | None) -> str | None:
+    """`job <id> failed: <reason>` for a job that failed, expired or was canceled; else None."""
+    ended = _ENDED_WITHOUT_SUCCESS.get(status)
+    if ended is None:
+        return None
+    return f"job {job_id} {ended}: {reason}" if reason else f"job {job_id} {ended}"
+
+
+def _ended_without_success(job: JobRecord, events: list[JobEvent]) -> str | None:
+    """What `_failure_of` says, from the ledger: the reason is the note of the latest move
+    to the job's status (the ledger hears of every status change before anyone sees it)."""
+    reasons = [event.note for event in events if event.to_status == job.status]
+    return _failure_of(job.job_id, job.status, reasons[-1] if reasons else None)
 
 
 E = TypeVar("E", ProductStatus, Lane, Action)
