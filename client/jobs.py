@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -71,6 +71,9 @@ from workflows.search_attributes import (
     LANEWAY_JOB_TYPE,
     LANEWAY_LANE,
     LANEWAY_PROGRESS,
+    LANEWAY_RECORDS_FAILED,
+    LANEWAY_RECORDS_SUCCEEDED,
+    LANEWAY_RECORDS_TOTAL,
     LANEWAY_STATUS,
     LANEWAY_WORKSPACE,
 )
@@ -115,27 +118,50 @@ class JobStoppedError(LanewayClientError):
     """The job's workflow stopped without an outcome (terminated or cancelled in Temporal)."""
 
 
+class RecordTotals(BaseModel):
+    """A batch job's records as visibility last counted them."""
+
+    total: int
+    succeeded: int
+    failed: int
+
+
 class JobSummary(BaseModel):
-    """One job as Temporal visibility lists it (no worker needed to answer)."""
+    """One job as Temporal visibility lists it (no worker needed to answer).
+
+    `records` are a batch job's counts, as numbers (None for a background job, or a batch
+    job not yet planned); `progress` is the same told for people (round, pending), for
+    tables only: it is left out of the JSON.
+    """
 
     job_id: str
     lane: str | None
     status: str | None
     job_type: str | None
     workspace: str | None
-    progress: str | None
+    records: RecordTotals | None = None
+    progress: str | None = Field(default=None, exclude=True)
     started_at: datetime
     closed_at: datetime | None
 
     @classmethod
     def from_execution(cls, execution: WorkflowExecution) -> JobSummary:
         found = execution.typed_search_attributes
+        total = found.get(LANEWAY_RECORDS_TOTAL)
+        records = None
+        if total is not None:
+            records = RecordTotals(
+                total=total,
+                succeeded=found.get(LANEWAY_RECORDS_SUCCEEDED) or 0,
+                failed=found.get(LANEWAY_RECORDS_FAILED) or 0,
+            )
         return cls(
             job_id=execution.id,
             lane=found.get(LANEWAY_LANE),
             status=found.get(LANEWAY_STATUS),
             job_type=found.get(LANEWAY_JOB_TYPE),
             workspace=found.get(LANEWAY_WORKSPACE),
+            records=records,
             progress=found.get(LANEWAY_PROGRESS),
             started_at=execution.start_time,
             closed_at=execution.close_time,
