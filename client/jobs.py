@@ -44,7 +44,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from laneway.background import (
@@ -603,12 +603,12 @@ class LanewayClient:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == ACTION_FORBIDDEN:
                 raise JobActionForbidden(cause.message) from error
-            raise JobActionRefused(str(cause)) from error
+            raise JobActionRefused(_said(cause)) from error
         except WorkflowQueryFailedError as error:
             raise LanewayClientError(f"job {job_id} could not answer: {error.message}") from error
         except WorkflowFailureError as error:
             raise JobStoppedError(
-                f"job {job_id} stopped without an outcome: {error.cause}"
+                f"job {job_id} stopped without an outcome: {_said(error.cause)}"
             ) from error
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
@@ -627,6 +627,14 @@ class LanewayClient:
             return LanewayClientError(f"job {job.id} is running but could not be reached")
         status = described.typed_search_attributes.get(LANEWAY_STATUS) or "closed"
         return JobActionRefused(f"job {job.id} has ended ({status}); it takes no more actions")
+
+
+def _said(failure: BaseException | None) -> str:
+    """A Temporal failure's own words: `str()` of an ApplicationError puts its type (a
+    CamelCase name such as ActionNotAllowedNow) in front of the message."""
+    if isinstance(failure, FailureError):
+        return failure.message
+    return str(failure) if failure is not None else "no reason given"
 
 
 _ENDED_WITHOUT_SUCCESS = {

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from client.jobs import JobState, LanewayClient
+from client.jobs import JobState, LanewayClient, LanewayClientError
 from dev.batch_demo import run_batch_demo
 from dev.stack import AlreadyRunningError, DevStack, DevStackError, single_instance
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
@@ -220,7 +220,7 @@ def run_demo(base: Settings) -> int:
             f"another Laneway stack (pid {holder}) is using {settings.data_dir}; "
             f"let it finish, or stop it with `kill {holder}`"
         )
-    except (DevStackError, DemoFailed) as error:
+    except (DevStackError, DemoFailed, LanewayClientError) as error:
         return fail(f"{error}; logs in {stack.log_dir}")
     except KeyboardInterrupt:
         return fail("interrupted", code=130)
