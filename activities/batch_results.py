@@ -22,7 +22,7 @@ from laneway.batch import (
     RecordState,
 )
 from laneway.jobs import ArtifactRef
-from laneway.pricing import COST_QUANTUM
+from laneway.pricing import COST_QUANTUM, plain_usd
 from store.artifacts import ArtifactStore, ArtifactWriter
 from store.ledger.batch_records import BatchRecords, StoredRecord
 
@@ -156,9 +156,14 @@ def build_results(
         "first_rejected_lines": [e.model_dump() for e in validation.first_errors],
     }
     report = store.put_bytes(
-        json.dumps(document, indent=2, default=str).encode(), "application/json"
+        json.dumps(document, indent=2, default=_json_value).encode(), "application/json"
     )
     return BatchReport(**fields, report=report)
+
+
+def _json_value(value: object) -> str:
+    """What `json` cannot write itself: amounts as plain decimals (`0`, not `0E-10`)."""
+    return plain_usd(value) if isinstance(value, Decimal) else str(value)
 
 
 def _per(total: Decimal | None, count: int) -> Decimal | None:

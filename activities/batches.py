@@ -62,6 +62,12 @@ def _metadata(request: SubmitShardRequest) -> dict[str, str]:
     }
 
 
+def _file_name(request: SubmitShardRequest) -> str:
+    """The shard's input file name at the provider: names the job, round and shard."""
+    shard = request.shard
+    return f"{request.job_id}-r{shard.round}-s{shard.index}.jsonl"
+
+
 def snapshot_of(batch: Batch) -> BatchSnapshot:
     counts = batch.request_counts
     errors = batch.errors.data if batch.errors and batch.errors.data else []
@@ -183,7 +189,8 @@ class BatchProviderActivities:
 
         A retry first looks for the batch an earlier try may have created (the ledger's
         intent, then the provider's batches by their metadata), so a create whose answer was
-        lost is found again rather than paid for twice.
+        lost is found again rather than paid for twice; and it creates the batch from the file
+        an earlier try uploaded (`_uploaded_file`) rather than uploading the shard again.
         """
         intent = await in_thread(
             lambda: self.ledger.record_provider_intent(
@@ -205,22 +212,57 @@ class BatchProviderActivities:
         return snapshot_of(batch)
 
     async def _create(self, request: SubmitShardRequest) -> Batch:
-        shard = request.shard
-        name = f"{request.job_id}-r{shard.round}-s{shard.index}.jsonl"
-        with self.artifacts.open(shard.file) as handle, provider_call():
-            uploaded = await self.openai.files.create(
-                file=(name, handle, JSONL),
-                purpose="batch",
-                extra_headers={"Idempotency-Key": f"{request.idempotency_key}/file"},
-            )
+        input_file_id = await self._uploaded_file(request)
         with provider_call():
             return await self.openai.batches.create(
-                input_file_id=uploaded.id,
+                input_file_id=input_file_id,
                 endpoint=request.endpoint,  # type: ignore[arg-type]
                 completion_window="24h",
                 metadata=_metadata(request),
                 extra_headers={"Idempotency-Key": request.idempotency_key},
             )
+
+    async def _uploaded_file(self, request: SubmitShardRequest) -> str:
+        """The provider's id of the shard's input file, uploading it only the first time.
+
+        The upload is an intent of its own in the ledger, resolved with the file id before
+        the batch is created; so a retry after a failed create (a 5xx, a lost answer) reuses
+        the file. A try that uploaded and died before the ledger heard of it is covered by
+        looking for the file among the provider's recent batch files, by name and size.
+        """
+        key = f"{request.idempotency_key}/file"
+        intent = await in_thread(
+            lambda: self.ledger.record_provider_intent(
+                request.job_id, key, operation="files.create", attempt=request.shard.round
+            )
+        )
+        if intent.provider_id is not None:
+            return intent.provider_id
+        file_id = await self._find_uploaded(request) or await self._upload(request, key)
+        await in_thread(lambda: self.ledger.resolve_provider_intent(key, file_id, add_to_job=False))
+        return file_id
+
+    async def _upload(self, request: SubmitShardRequest, idempotency_key: str) -> str:
+        with self.artifacts.open(request.shard.file) as handle, provider_call():
+            uploaded = await self.openai.files.create(
+                file=(_file_name(request), handle, JSONL),
+                purpose="batch",
+                extra_headers={"Idempotency-Key": idempotency_key},
+            )
+        return uploaded.id
+
+    async def _find_uploaded(self, request: SubmitShardRequest) -> str | None:
+        """The file an earlier try of this submission uploaded, if any (only on a retry)."""
+        if activity.info().attempt == 1:
+            return None
+        name, size = _file_name(request), request.shard.file.size_bytes
+        with provider_call():
+            async for file in self.openai.files.list(purpose="batch", order="desc", limit=100):
+                if file.filename == name and file.bytes == size:
+                    return file.id
+                if file.created_at < time.time() - RECENT_SECONDS:
+                    break  # newest first: older files cannot be this submission's
+        return None
 
     async def _find_created(
         self, request: SubmitShardRequest, batch_id: str | None

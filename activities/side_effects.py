@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from laneway.background import RUN_SIDE_EFFECT, SideEffectRequest
 from laneway.jobs import DeliverToOutbox, PostWebhook
+from laneway.pricing import plain_usd
 from laneway.status import EventKind
 from store.artifacts import ArtifactStore
 from store.ledger.repository import Ledger
@@ -111,7 +112,7 @@ class SideEffectActivities:
             "model": result.model,
             "output": output,
             "usage": result.usage.model_dump(),
-            "cost_usd": str(result.cost_usd) if result.cost_usd is not None else None,
+            "cost_usd": None if result.cost_usd is None else plain_usd(result.cost_usd),
         }
         return json.dumps(document, ensure_ascii=False, indent=2).encode()
 

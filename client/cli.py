@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import NoReturn
 
 from client.cli_jobs import add_job_commands
@@ -17,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="laneway", description="Run AI product jobs as Temporal durable workflows."
     )
+    parser.add_argument("--version", action="version", version=f"laneway {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dev = commands.add_parser(
         "dev",
@@ -39,8 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return metadata.version("laneway")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(version unknown: not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    if not argv:  # bare `laneway`: what it can do, rather than a usage error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from laneway.pricing import format_usd
+
 EMPTY = "-"
 _GAP = "  "
 
@@ -48,8 +50,6 @@ def when(moment: datetime) -> str:
 
 
 def money(amount: Decimal | None) -> str:
-    """US dollars to the millionth, without trailing zeros: `$0.0042`, `$12`."""
-    if amount is None:
-        return EMPTY
-    rounded = amount.quantize(Decimal("0.000001")).normalize()
-    return f"${rounded:f}"
+    """US dollars as `laneway.pricing.format_usd` writes them (`$0`, `$0.0042`, `$12`);
+    `-` for no amount (none yet, or no known price)."""
+    return EMPTY if amount is None else format_usd(amount)

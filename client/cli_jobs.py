@@ -34,6 +34,7 @@ from laneway.batch import (
     InputFormat,
 )
 from laneway.jobs import ArtifactRef, JobSpec, ReviewPolicy
+from laneway.problems import problem_location, problem_message
 from laneway.settings import Settings, SettingsError
 from laneway.status import Action, Lane, ProductStatus, is_terminal
 
@@ -74,6 +75,7 @@ FLAG_OF_FIELD: Final = {
     "template.prompt_template": "--prompt-template",
     "template.input_field": "--input-field",
     "template.id_field": "--id-field",
+    "note": "--note/--reason",
 }
 # Checks a batch spec from flags before its input is stored; replaced by the real reference.
 _UNSTORED_INPUT: Final = ArtifactRef(uri="artifact://unstored", sha256="0" * 64, size_bytes=0)
@@ -250,6 +252,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(error), getattr(error, "code", 2))
     except LanewayClientError as error:
         return _fail(str(error), 1)
+    except ValidationError as error:  # a request the client builds from the flags, e.g. a note
+        return _fail(f"invalid request: {_problems(error)}", 2)
     except RPCError as error:
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return _fail(_unreachable(settings), 1)
@@ -303,8 +307,8 @@ def _checked(build: Callable[[], T]) -> T:
 def _problems(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
-        message = problem["msg"].removeprefix("Value error, ")
-        field = ".".join(str(part) for part in problem["loc"])
+        message = problem_message(problem)
+        field = ".".join(str(part) for part in problem_location(problem["loc"]))
         if field in FLAG_OF_FIELD:
             field = f"{field} ({FLAG_OF_FIELD[field]})"
         if field.startswith("job_type"):
@@ -522,7 +526,10 @@ async def _submit_batch(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         raise CliError(f"no input file {args.file}", 2)
     async with _connected(settings) as client:
-        stored = await asyncio.to_thread(client.store_batch_input, args.file)
+        try:
+            stored = await asyncio.to_thread(client.store_batch_input, args.file)
+        except OSError as error:
+            raise CliError(f"cannot read {args.file}: {error.strerror or error}", 2) from None
         spec = BatchJobSpec.model_validate({**spec_fields, "input": stored})
         job_id = await client.start_batch_job(spec, job_id=args.job_id)
     return _print_submitted(args, job_id, Lane.BATCH)
@@ -585,12 +592,17 @@ def _print_submitted(args: argparse.Namespace, job_id: str, lane: Lane) -> int:
 
 
 async def _results(args: argparse.Namespace, settings: Settings) -> int:
+    """Write what the job left; a job that did not succeed says why on stderr and exits 1
+    (with no output at all, the client's `ResultNotReady` says it the same way)."""
     async with _connected(settings) as client:
         found = await client.results(args.job_id, errors=args.errors)
         # Chunks are read lazily from the store (and verified at the end): blocking reads.
         written = await asyncio.to_thread(_write, found.chunks, args.output)
     if args.output is not None:
-        print(f"wrote {written:,} bytes to {args.output}")
+        print(f"wrote {written:,} bytes to {args.output}", flush=True)
+    if found.failure is not None:
+        what = "output" if found.media_type.startswith("text/") else "results"
+        return _fail(f"{found.failure}; this is the {what} it left", 1)
     return 0
 
 

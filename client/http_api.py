@@ -27,6 +27,7 @@ import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
@@ -49,6 +50,7 @@ from laneway.batch import BatchJobSpec
 from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
 from laneway.lifecycle import JobState
 from laneway.logging_setup import configure_logging
+from laneway.problems import problem_location, problem_message
 from laneway.settings import Settings, SettingsError, TokenIdentity, load_settings
 from laneway.status import Action, Lane, ProductStatus
 from store.ledger import upgrade_to_head
@@ -291,9 +293,16 @@ def _add_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_type, _plain(code))
 
     async def invalid(request: Request, error: Exception) -> JSONResponse:
-        # A spec built from the request failed its own checks: the same shape as FastAPI's.
-        assert isinstance(error, ValidationError)
-        problems = error.errors(include_url=False, include_context=False, include_input=False)
+        # The request, or a spec built from it, failed its checks: where, and what is wrong.
+        assert isinstance(error, ValidationError | RequestValidationError)
+        problems = [
+            {
+                "type": problem["type"],
+                "loc": problem_location(problem["loc"]),
+                "msg": problem_message(problem),
+            }
+            for problem in error.errors()
+        ]
         return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
 
     async def temporal_error(request: Request, error: Exception) -> JSONResponse:
@@ -304,6 +313,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": f"the job service refused: {error.message}"}, 502)
 
     app.add_exception_handler(ValidationError, invalid)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(RPCError, temporal_error)
 
 

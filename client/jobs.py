@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -44,7 +44,12 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from laneway.background import (
@@ -63,7 +68,7 @@ from laneway.settings import Settings
 from laneway.status import Action, EventKind, Lane, ProductStatus, allowed_actions, refusal_reason
 from laneway.visibility import jobs_query
 from store.artifacts import ArtifactError, ArtifactStore
-from store.ledger import JobEvent, Ledger
+from store.ledger import JobEvent, JobRecord, Ledger
 from store.ledger.migrate import current_revision
 from workers.temporal_client import connect
 from workflows.background_job import BackgroundJobWorkflow
@@ -72,6 +77,9 @@ from workflows.search_attributes import (
     LANEWAY_JOB_TYPE,
     LANEWAY_LANE,
     LANEWAY_PROGRESS,
+    LANEWAY_RECORDS_FAILED,
+    LANEWAY_RECORDS_SUCCEEDED,
+    LANEWAY_RECORDS_TOTAL,
     LANEWAY_STATUS,
     LANEWAY_WORKSPACE,
 )
@@ -115,27 +123,50 @@ class JobStoppedError(LanewayClientError):
     """The job's workflow stopped without an outcome (terminated or cancelled in Temporal)."""
 
 
+class RecordTotals(BaseModel):
+    """A batch job's records as visibility last counted them."""
+
+    total: int
+    succeeded: int
+    failed: int
+
+
 class JobSummary(BaseModel):
-    """One job as Temporal visibility lists it (no worker needed to answer)."""
+    """One job as Temporal visibility lists it (no worker needed to answer).
+
+    `records` are a batch job's counts, as numbers (None for a background job, or a batch
+    job not yet planned); `progress` is the same told for people (round, pending), for
+    tables only: it is left out of the JSON.
+    """
 
     job_id: str
     lane: str | None
     status: str | None
     job_type: str | None
     workspace: str | None
-    progress: str | None
+    records: RecordTotals | None = None
+    progress: str | None = Field(default=None, exclude=True)
     started_at: datetime
     closed_at: datetime | None
 
     @classmethod
     def from_execution(cls, execution: WorkflowExecution) -> JobSummary:
         found = execution.typed_search_attributes
+        total = found.get(LANEWAY_RECORDS_TOTAL)
+        records = None
+        if total is not None:
+            records = RecordTotals(
+                total=total,
+                succeeded=found.get(LANEWAY_RECORDS_SUCCEEDED) or 0,
+                failed=found.get(LANEWAY_RECORDS_FAILED) or 0,
+            )
         return cls(
             job_id=execution.id,
             lane=found.get(LANEWAY_LANE),
             status=found.get(LANEWAY_STATUS),
             job_type=found.get(LANEWAY_JOB_TYPE),
             workspace=found.get(LANEWAY_WORKSPACE),
+            records=records,
             progress=found.get(LANEWAY_PROGRESS),
             started_at=execution.start_time,
             closed_at=execution.close_time,
@@ -151,11 +182,16 @@ class JobDetails(BaseModel):
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A job's results or errors: a name and media type to serve them under, and the bytes."""
+    """A job's results or errors: a name and media type to serve them under, and the bytes.
+
+    `failure` says why, when the job failed, expired or was canceled and these are what it
+    left (partial output, or the records that did succeed), e.g. "job job-1 failed: ...".
+    """
 
     filename: str
     media_type: str
     chunks: Iterator[bytes]
+    failure: str | None = None
 
 
 def new_job_id() -> str:
@@ -476,27 +512,36 @@ class LanewayClient:
             return await self._batch_file(job_id, errors=errors)
         if errors:
             return await asyncio.to_thread(self._background_errors, job_id)
-        text = await asyncio.to_thread(self.fetch_result, job_id)
-        return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text.encode()]))
+        return await asyncio.to_thread(self._background_output, job_id)
 
     def fetch_result(self, job_id: str) -> str:
         """The output text of a background job's latest attempt, from the result store.
 
-        Reads the ledger and artifact store directly: a blocking call, so from async code run
-        it in a thread (`asyncio.to_thread`).
+        A job without output raises `ResultNotReady` saying why: not finished yet, or it
+        failed (expired, was canceled) and why. Reads the ledger and artifact store directly:
+        a blocking call, so from async code run it in a thread (`asyncio.to_thread`).
         """
+        return b"".join(self._background_output(job_id).chunks).decode()
+
+    def _background_output(self, job_id: str) -> ResultFile:
         ledger = self._open_ledger()
-        if ledger is None or ledger.get_job(job_id) is None:
+        job = None if ledger is None else ledger.get_job(job_id)
+        if ledger is None or job is None:
             raise JobNotFoundError(f"no job {job_id} in the result store")
+        failure = _ended_without_success(job, ledger.list_events(job_id))
         stored = ledger.get_result(job_id)
         if stored is None:
+            if failure is not None:
+                raise ResultNotReady(f"{failure}; it has no output")
             raise ResultNotReady(
-                f"job {job_id} has no output yet: the provider has not finished; "
-                "see its status for where it is"
+                f"job {job_id} has no output yet: it is {job.status.value} and the provider "
+                "has not finished; see its status for where it is"
             )
         if stored.output is None:
-            return stored.inline_output or ""
-        return ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output).decode()
+            text = (stored.inline_output or "").encode()
+        else:
+            text = ArtifactStore(self.settings.artifacts_path).read_bytes(stored.output)
+        return ResultFile(f"{job_id}.txt", "text/plain; charset=utf-8", iter([text]), failure)
 
     def read_artifact(self, ref: ArtifactRef) -> Iterator[bytes]:
         """The bytes of a stored file (e.g. a batch report's `results`), in chunks, verified;
@@ -553,18 +598,26 @@ class LanewayClient:
             )
 
     async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
+        state: BatchProgress | BatchOutcome
         if await self._is_open(job_id):
-            report = (await self.batch_status(job_id)).report
+            state = await self.batch_status(job_id)
         else:
-            report = (await self.wait_batch(job_id)).report
+            state = await self.wait_batch(job_id)
+        failure = _failure_of(job_id, state.status, state.reason)
+        report = state.report
         if report is None:
+            if failure is not None:
+                raise ResultNotReady(f"{failure}; it has no results file")
             raise ResultNotReady(
                 f"job {job_id} has no results file yet: its results are built once every "
-                "record is accounted for (a job canceled or failed before that has none)"
+                "record is accounted for"
             )
         ref = report.errors if errors else report.results
         name = f"{job_id}-{'errors' if errors else 'results'}.jsonl"
-        return ResultFile(name, "application/jsonl", self.read_artifact(ref))
+        # The errors file is the answer to "what went wrong": it needs no warning.
+        return ResultFile(
+            name, "application/jsonl", self.read_artifact(ref), None if errors else failure
+        )
 
     def _background_errors(self, job_id: str) -> ResultFile:
         """One JSON line per failure the audit trail recorded, with when and why."""
@@ -596,7 +649,7 @@ class LanewayClient:
         except WorkflowUpdateFailedError as error:
             # The validator's own sentence, e.g. "alice requested this job and cannot approve it".
             cause = error.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            message = _said(cause)
             if isinstance(cause, ApplicationError) and cause.type == ACTION_FORBIDDEN:
                 raise JobActionForbidden(message) from error
             raise JobActionRefused(message) from error
@@ -604,7 +657,7 @@ class LanewayClient:
             raise LanewayClientError(f"job {job_id} could not answer: {error.message}") from error
         except WorkflowFailureError as error:
             raise JobStoppedError(
-                f"job {job_id} stopped without an outcome: {error.cause}"
+                f"job {job_id} stopped without an outcome: {_said(error.cause)}"
             ) from error
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
@@ -644,6 +697,36 @@ async def read_outcome(handle: WorkflowHandle[Any, Any], outcome_type: type[M]) 
             except WorkflowQueryFailedError:
                 pass
         raise
+
+
+def _said(failure: BaseException | None) -> str:
+    """A Temporal failure's own words: `str()` of an ApplicationError puts its type (a
+    CamelCase name such as ActionNotAllowedNow) in front of the message."""
+    if isinstance(failure, FailureError):
+        return failure.message
+    return str(failure) if failure is not None else "no reason given"
+
+
+_ENDED_WITHOUT_SUCCESS = {
+    ProductStatus.FAILED: "failed",
+    ProductStatus.EXPIRED: "expired",
+    ProductStatus.CANCELED: "was canceled",
+}
+
+
+def _failure_of(job_id: str, status: ProductStatus, reason: str | None) -> str | None:
+    """`job <id> failed: <reason>` for a job that failed, expired or was canceled; else None."""
+    ended = _ENDED_WITHOUT_SUCCESS.get(status)
+    if ended is None:
+        return None
+    return f"job {job_id} {ended}: {reason}" if reason else f"job {job_id} {ended}"
+
+
+def _ended_without_success(job: JobRecord, events: list[JobEvent]) -> str | None:
+    """What `_failure_of` says, from the ledger: the reason is the note of the latest move
+    to the job's status (the ledger hears of every status change before anyone sees it)."""
+    reasons = [event.note for event in events if event.to_status == job.status]
+    return _failure_of(job.job_id, job.status, reasons[-1] if reasons else None)
 
 
 E = TypeVar("E", ProductStatus, Lane, Action)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from client.jobs import LanewayClient
 from laneway.batch import BatchJobSpec, BatchOutcome, BatchProgress, RequestTemplate, ShardLimits
+from laneway.pricing import format_usd
 from laneway.status import ProductStatus, is_terminal
 from store.artifacts import ArtifactStore
 
@@ -104,8 +105,8 @@ def print_report(client: LanewayClient, outcome: BatchOutcome, say: Callable[[st
     say(f"Usage: {usage.input_tokens} input + {usage.output_tokens} output tokens")
     if report.cost_batch_usd is not None and report.cost_standard_usd is not None:
         say(
-            f"Cost:  ${report.cost_batch_usd.normalize():f} at batch price "
-            f"(${report.cost_standard_usd.normalize():f} at standard price)"
+            f"Cost:  {format_usd(report.cost_batch_usd)} at batch price "
+            f"({format_usd(report.cost_standard_usd)} at standard price)"
         )
 
 

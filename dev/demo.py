@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from client.jobs import LanewayClient
+from client.jobs import LanewayClient, LanewayClientError
 from dev.batch_demo import run_batch_demo
 from dev.stack import AlreadyRunningError, DevStack, DevStackError, single_instance
 from laneway.background import REVIEWER_ROLE, Actor, JobOutcome
 from laneway.jobs import DeliverToOutbox, JobInput, JobSpec, ReviewPolicy
 from laneway.lifecycle import JobState
+from laneway.pricing import format_usd
 from laneway.settings import Settings
 from laneway.status import ProductStatus, is_terminal
 from store.ledger import Ledger
@@ -148,7 +149,7 @@ def print_delivery(outbox_file: Path, outcome: JobOutcome) -> None:
     if result.cost_usd is None:
         say("Cost:  unknown (Laneway has no price for this model)")
     else:
-        say(f"Cost:  ${result.cost_usd.normalize():f}")
+        say(f"Cost:  {format_usd(result.cost_usd)}")
 
 
 def print_audit_trail(settings: Settings, job_id: str) -> None:
@@ -220,7 +221,7 @@ def run_demo(base: Settings) -> int:
             f"another Laneway stack (pid {holder}) is using {settings.data_dir}; "
             f"let it finish, or stop it with `kill {holder}`"
         )
-    except (DevStackError, DemoFailed) as error:
+    except (DevStackError, DemoFailed, LanewayClientError) as error:
         return fail(f"{error}; logs in {stack.log_dir}")
     except KeyboardInterrupt:
         return fail("interrupted", code=130)

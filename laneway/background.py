@@ -7,12 +7,12 @@ never prompt text or model output.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Final
 
 from pydantic import BaseModel, Field
 
 from laneway.jobs import ArtifactRef, JobSpec, Usage
+from laneway.pricing import Usd
 from laneway.status import JobFacts, ProductStatus
 
 # Activity names: workflows refer to activities by name, never by their implementation.
@@ -127,7 +127,7 @@ class ResultSummary(BaseModel):
     usage: Usage
     model: str
     tier: str
-    cost_usd: Decimal | None
+    cost_usd: Usd | None
 
 
 class StatusChange(BaseModel):
@@ -163,7 +163,7 @@ class JobView(BaseModel):
     updated_at: datetime
     reason: str | None
     escalated: bool
-    cost_usd: Decimal | None
+    cost_usd: Usd | None
     allowed_actions: list[str]
     facts: JobFacts = Field(description="what the allowed actions were computed from")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import string
 from datetime import datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final, Literal
 
@@ -28,6 +27,7 @@ from laneway.jobs import (
     Usage,
     check_metadata,
 )
+from laneway.pricing import Usd
 from laneway.status import JobFacts, ProductStatus
 
 # Provider limits (contract section 1): per input file.
@@ -202,7 +202,7 @@ class BatchJobInput(BaseModel):
         default=2000, ge=1, description="between rounds, a longer history starts a new run"
     )
     polling: PollingPolicy = PollingPolicy(max_interval=timedelta(minutes=5))
-    plan_approval_above_usd: Decimal | None = Field(
+    plan_approval_above_usd: Usd | None = Field(
         default=None, description="the workspace's threshold: a dearer plan waits for approval"
     )
     token_limit_backoff: timedelta = Field(
@@ -254,8 +254,8 @@ class Estimate(BaseModel):
 
     input_tokens: int
     output_tokens: int
-    cost_batch_usd: Decimal | None
-    cost_standard_usd: Decimal | None
+    cost_batch_usd: Usd | None
+    cost_standard_usd: Usd | None
 
 
 class RoundPlan(BaseModel):
@@ -399,7 +399,7 @@ class BatchProgress(BaseModel):
     updated_at: datetime
     reason: str | None
     estimate: Estimate | None
-    cost_usd: Decimal | None
+    cost_usd: Usd | None
     allowed_actions: list[str]
     facts: JobFacts = Field(description="what the allowed actions were computed from")
     report: BatchReport | None = Field(
@@ -425,9 +425,9 @@ class BatchReport(BaseModel):
     errors: ArtifactRef
     usage: Usage
     model: str | None
-    cost_batch_usd: Decimal | None
-    cost_standard_usd: Decimal | None
-    cost_per_succeeded_record_usd: Decimal | None
+    cost_batch_usd: Usd | None
+    cost_standard_usd: Usd | None
+    cost_per_succeeded_record_usd: Usd | None
     report: ArtifactRef = Field(description="this report as JSON, with the first errors")
 
 

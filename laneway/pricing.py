@@ -9,6 +9,10 @@ must be a real figure. Callers that prefer to record "cost unknown" catch it.
 
 Every cost is exact: token counts are integers and rates have at most 4 decimals per 1M tokens,
 so a cost has at most 10 decimal places (the ledger stores Numeric(20, 10)).
+
+What people and scripts see of an amount goes through `format_usd` (`$0.017`) or `plain_usd`
+(`0.017`): never the ledger's fixed scale (`0E-10`, `0.0170000000`). Models declare their
+amounts as `Usd`, so their JSON carries the plain form.
 """
 
 from __future__ import annotations
@@ -17,13 +21,41 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import PlainSerializer
 
 from laneway.jobs import Usage
 
 PER_TOKENS: Final = Decimal(1_000_000)
 BATCH_DISCOUNT: Final = Decimal("0.5")
 COST_QUANTUM: Final = Decimal("1E-10")
+
+
+def plain_usd(amount: Decimal) -> str:
+    """`amount` as plain decimal text, exactly, without trailing zeros or an exponent.
+
+    `0E-10` -> `0`, `0.0170000000` -> `0.017`, `1.2E+3` -> `1200`, `1.2E-7` -> `0.00000012`.
+    Nothing is rounded: a ledger amount has at most 10 decimal places.
+    """
+    if amount.is_zero():
+        return "0"  # also for -0 and for any scale (0E-10, 0.00)
+    return f"{amount.normalize():f}"
+
+
+def format_usd(amount: Decimal | None) -> str:
+    """US dollars for people, exactly and without noise: `$0`, `$0.017`, `$1200`.
+
+    None (no known price for the model) reads `unknown`. Every surface that shows people a
+    cost or an amount uses this: the CLI, the demo, workflows' details and reasons.
+    """
+    if amount is None:
+        return "unknown"
+    return f"${plain_usd(amount)}"
+
+
+Usd = Annotated[Decimal, PlainSerializer(plain_usd, return_type=str, when_used="json")]
+"""A US-dollar amount in a model: a Decimal in Python, plain text (`"0.017"`) in JSON."""
 
 
 class PriceTier(StrEnum):

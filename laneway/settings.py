@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from laneway.background import Actor
+from laneway.problems import describe, problem_message
 
 LogFormat = Literal["console", "json"]
 
@@ -171,11 +172,16 @@ def read_tokens_file(path: Path) -> dict[str, TokenIdentity]:
     try:
         raw = json.loads(path.read_text())
         return {token: TokenIdentity.model_validate(who) for token, who in dict(raw).items()}
-    except (OSError, ValueError, TypeError) as error:
-        raise SettingsError(
-            f"LANEWAY_API_TOKENS_FILE: cannot use {path}: {error}; expected a JSON object "
-            'such as {"tok-rita": {"actor": "rita", "workspace": "acme", "roles": ["reviewer"]}}'
-        ) from None
+    except ValidationError as error:  # says which field, never which token (a secret)
+        problem = describe(error)
+    except OSError as error:
+        problem = error.strerror or "unreadable"
+    except (ValueError, TypeError) as error:
+        problem = f"not a JSON object of tokens ({error})"
+    raise SettingsError(
+        f"LANEWAY_API_TOKENS_FILE: cannot use {path}: {problem}; expected a JSON object "
+        'such as {"tok-rita": {"actor": "rita", "workspace": "acme", "roles": ["reviewer"]}}'
+    )
 
 
 def _env_name(location: str) -> str:
@@ -194,7 +200,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [
-            f"{_env_name(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
+            f"{_env_name(str(err['loc'][0]))}: {problem_message(err)}"
+            if err["loc"]
+            else problem_message(err)
             for err in exc.errors()
         ]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None

@@ -52,15 +52,17 @@ def jobs_query(
     """
     types = ", ".join(f"'{name}'" for name in JOB_WORKFLOW_TYPES)
     clauses = [f"WorkflowType IN ({types})"]
-    for attribute, value in (
-        ("LanewayStatus", status),
-        ("LanewayLane", lane),
-        ("LanewayWorkspace", workspace),
-        ("LanewayJobType", job_type),
+    for attribute, filter_name, value in (
+        ("LanewayStatus", "status", status),
+        ("LanewayLane", "lane", lane),
+        ("LanewayWorkspace", "workspace", workspace),
+        ("LanewayJobType", "job type", job_type),
     ):
         if value is None:
             continue
         if any(mark in value for mark in _UNQUOTABLE):
-            raise ValueError(f"{attribute} filter {value!r} may not contain quotes or backslashes")
+            raise ValueError(
+                f"the {filter_name} filter {value!r} may not contain quotes or backslashes"
+            )
         clauses.append(f"{attribute} = '{value}'")
     return " AND ".join(clauses)

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         WaitForChangeRequest,
         describe_duration,
     )
+    from laneway.pricing import format_usd
     from laneway.status import (
         TERMINAL_RESPONSE_STATUSES,
         Lane,
@@ -278,5 +279,5 @@ class BackgroundJobWorkflow(JobLifecycle):
         if self._provider_ids:
             parts.append(self._provider_ids[-1])
         if self._result is not None:
-            parts.append(f"${self._result.cost_usd}")
+            parts.append(format_usd(self._result.cost_usd))
         return parts

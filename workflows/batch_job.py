@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationReport,
     )
     from laneway.jobs import ReviewPolicy
+    from laneway.pricing import format_usd
     from laneway.status import Lane, ProductStatus, batch_job_ending
     from workflows.activity_types import (
         build_batch_results,
@@ -189,12 +190,14 @@ class BatchJobWorkflow(JobLifecycle):
         if threshold is None or (estimate is not None and estimate <= threshold):
             return
         cost = (
-            f"${estimate}" if estimate is not None else "an unknown cost (no price for the model)"
+            format_usd(estimate)
+            if estimate is not None
+            else "an unknown cost (no price for the model)"
         )
         await self._review(
             "plan",
             f"the plan ({plan.requests} records in {len(plan.shards)} shards) is estimated at "
-            f"{cost} at batch price, above the workspace's ${threshold}: approve to submit",
+            f"{cost} at batch price, above the workspace's {format_usd(threshold)}: approve to submit",
         )
         await self._set_status(ProductStatus.QUEUED, reason=None, note="plan approved")
 
@@ -469,9 +472,9 @@ class BatchJobWorkflow(JobLifecycle):
         if self._running:
             parts.append(f"{len(self._running)} shards in flight")
         if self._estimate is not None and self._estimate.cost_batch_usd is not None:
-            parts.append(f"estimate ${self._estimate.cost_batch_usd}")
+            parts.append(f"estimate {format_usd(self._estimate.cost_batch_usd)}")
         if self._report is not None and self._report.cost_batch_usd is not None:
-            parts.append(f"cost ${self._report.cost_batch_usd}")
+            parts.append(f"cost {format_usd(self._report.cost_batch_usd)}")
         return parts
 
     def _view(self) -> BatchProgress:

@@ -164,8 +164,14 @@ class Ledger:
             row = session.get(tables.ProviderIntent, idempotency_key)
             return None if row is None else ProviderIntent.model_validate(row, from_attributes=True)
 
-    def resolve_provider_intent(self, idempotency_key: str, provider_id: str) -> ProviderIntent:
-        """Note which provider object an intent created, and add its id to the job."""
+    def resolve_provider_intent(
+        self, idempotency_key: str, provider_id: str, *, add_to_job: bool = True
+    ) -> ProviderIntent:
+        """Note which provider object an intent created, and add its id to the job.
+
+        `add_to_job=False` for a helper object (e.g. the input file a batch is created from):
+        the job's provider ids name what the job is followed by (responses and batches).
+        """
 
         def work(session: Session) -> ProviderIntent:
             intent = session.get(tables.ProviderIntent, idempotency_key)
@@ -174,7 +180,8 @@ class Ledger:
             if intent.provider_id is None:
                 intent.provider_id = provider_id
                 intent.resolved_at = self._clock()
-            self._add_provider_ids(session, intent.job_id, [provider_id])
+            if add_to_job:
+                self._add_provider_ids(session, intent.job_id, [provider_id])
             session.flush()
             return ProviderIntent.model_validate(intent, from_attributes=True)
 

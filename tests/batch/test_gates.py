@@ -17,6 +17,7 @@ from emulator.server import EmulatorServer
 from laneway.background import Actor, ControlRequest
 from laneway.batch import BatchProgress
 from laneway.jobs import DeliverToOutbox
+from laneway.pricing import format_usd
 from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.artifacts import ArtifactStore
@@ -89,9 +90,10 @@ async def test_plan_gate_holds_until_a_reviewer_of_the_workspace_approves(
         assert estimate is not None and estimate.cost_batch_usd is not None
         assert estimate.cost_batch_usd > Decimal("0.000010")
         assert gate.reason == (
-            f"the plan (300 records in 3 shards) is estimated at ${estimate.cost_batch_usd} at "
-            "batch price, above the workspace's $0.000010: approve to submit"
-        )
+            f"the plan (300 records in 3 shards) is estimated at "
+            f"{format_usd(estimate.cost_batch_usd)} at batch price, above the workspace's "
+            "$0.00001: approve to submit"
+        ), "amounts without trailing zeros: the threshold was given as 0.000010"
         assert gate.records.total == 300 and gate.records.pending == 300 and gate.round == 0
         assert gate.allowed_actions == ["approve", "reject", "cancel", "escalate"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from client.cli_format import fields, money, table, when
+from client.cli_format import cell, fields, money, table, when
 
 
 def test_table_aligns_columns_and_marks_missing_values() -> None:
@@ -41,9 +41,11 @@ def test_times_are_shown_in_utc() -> None:
     )
 
 
-def test_money_drops_trailing_zeros_and_rounds_to_the_millionth() -> None:
+def test_money_is_exact_without_trailing_zeros() -> None:
     assert money(Decimal("0.004200")) == "$0.0042"
     assert money(Decimal("12.000")) == "$12"
-    assert money(Decimal("0.00000012")) == "$0"
+    assert money(Decimal("0E-10")) == "$0", "a zero cost from the ledger"
+    assert money(Decimal("0.0000001200")) == "$0.00000012", "never rounded down to $0"
     assert money(Decimal("1E-5")) == "$0.00001"
     assert money(None) == "-"
+    assert cell(Decimal("0.0170000000")) == "$0.017"

@@ -8,15 +8,21 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel
 
+from laneway.background import JobView
+from laneway.batch import Estimate
 from laneway.jobs import Usage
 from laneway.pricing import (
     PRICES,
     PriceTier,
     UnknownModelPrice,
+    Usd,
     cost,
+    format_usd,
+    plain_usd,
     price_tier,
     rates_for,
 )
+from laneway.status import ProductStatus
 
 MILLION = 1_000_000
 
@@ -124,3 +130,59 @@ def test_cost_serialises_exactly() -> None:
     value = cost(usage(123_457, cached=1_000, output=9_999), "gpt-5.5", "flex")
     dumped = Priced(cost_usd=value).model_dump_json()
     assert Priced.model_validate(json.loads(dumped)).cost_usd == value
+
+
+@pytest.mark.parametrize(
+    ("amount", "plain"),
+    [
+        (Decimal("0E-10"), "0"),  # a zero cost as the ledger gives it back (scale 10)
+        (Decimal("0.0000000000"), "0"),
+        (Decimal("-0"), "0"),
+        (Decimal("0.0170000000"), "0.017"),
+        (Decimal("12.000"), "12"),
+        (Decimal("1.2E+3"), "1200"),
+        (Decimal("0.0000001200"), "0.00000012"),  # small, yet never written as 1.2E-7
+        (Decimal("0.0000000001"), "0.0000000001"),  # exact: nothing is rounded away
+    ],
+)
+def test_amounts_are_written_plainly(amount: Decimal, plain: str) -> None:
+    assert plain_usd(amount) == plain
+    assert format_usd(amount) == f"${plain}"
+
+
+def test_an_unknown_amount_says_so() -> None:
+    assert format_usd(None) == "unknown"
+
+
+def test_a_zero_cost_from_the_ledger_is_zero_in_every_json() -> None:
+    zero = cost(usage(), "gpt-4o-mini", "batch")
+    assert str(zero) == "0E-10", "the ledger's fixed scale, which nobody should see"
+
+    class Priced(BaseModel):
+        cost_usd: Usd | None
+
+    assert Priced(cost_usd=zero).model_dump(mode="json") == {"cost_usd": "0"}
+    assert Priced(cost_usd=zero).model_dump() == {"cost_usd": zero}, "Python keeps the Decimal"
+    assert Priced.model_validate_json(Priced(cost_usd=zero).model_dump_json()).cost_usd == 0
+    estimate = Estimate(
+        input_tokens=0,
+        output_tokens=0,
+        cost_batch_usd=zero,
+        cost_standard_usd=Decimal("0.0170000000"),
+    )
+    assert json.loads(estimate.model_dump_json())["cost_standard_usd"] == "0.017"
+    view = JobView.model_validate(
+        {
+            **dict.fromkeys(("job_id", "lane", "job_type", "workspace", "requested_by"), "x"),
+            "status": ProductStatus.COMPLETED,
+            "attempts": 1,
+            "provider_ids": [],
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "reason": None,
+            "escalated": False,
+            "cost_usd": zero,
+            "allowed_actions": [],
+        }
+    )
+    assert view.model_dump(mode="json")["cost_usd"] == "0"

@@ -79,7 +79,7 @@ def test_process_stops_at_start_on_a_bad_value(command: list[str]) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "LANEWAY_TEMPORAL_ADDRESS: Value error, expected host:port" in result.stderr
+    assert "LANEWAY_TEMPORAL_ADDRESS: expected host:port" in result.stderr
 
 
 def test_batch_plan_thresholds_are_read_per_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
