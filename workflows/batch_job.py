@@ -197,7 +197,8 @@ class BatchJobWorkflow(JobLifecycle):
         await self._review(
             "plan",
             f"the plan ({plan.requests} records in {len(plan.shards)} shards) is estimated at "
-            f"{cost} at batch price, above the workspace's {format_usd(threshold)}: approve to submit",
+            f"{cost} at batch price, above the workspace's {format_usd(threshold)}: "
+            "approve to submit",
         )
         await self._set_status(ProductStatus.QUEUED, reason=None, note="plan approved")
 
