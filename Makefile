@@ -2,6 +2,8 @@
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
+# pytest-xdist processes: both cores of the CI machine
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo dev worker test lint format typecheck check clean
 
@@ -22,7 +24,7 @@ worker: install ## a worker against the configured Temporal server and provider
 	$(UV) run laneway worker
 
 test: install ## the whole test suite
-	$(UV) run pytest $(PYTEST_ARGS)
+	$(UV) run pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install ## formatting and lint rules
 	$(UV) run ruff format --check .

@@ -183,6 +183,7 @@ def test_a_zero_cost_from_the_ledger_is_zero_in_every_json() -> None:
             "escalated": False,
             "cost_usd": zero,
             "allowed_actions": [],
+            "facts": {"status": ProductStatus.COMPLETED},
         }
     )
     assert view.model_dump(mode="json")["cost_usd"] == "0"
