@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel
 
-from laneway.background import JobView
+import laneway.background
+import laneway.batch
 from laneway.batch import Estimate
 from laneway.jobs import Usage
 from laneway.pricing import (
@@ -22,7 +23,6 @@ from laneway.pricing import (
     price_tier,
     rates_for,
 )
-from laneway.status import ProductStatus
 
 MILLION = 1_000_000
 
@@ -171,19 +171,32 @@ def test_a_zero_cost_from_the_ledger_is_zero_in_every_json() -> None:
         cost_standard_usd=Decimal("0.0170000000"),
     )
     assert json.loads(estimate.model_dump_json())["cost_standard_usd"] == "0.017"
-    view = JobView.model_validate(
-        {
-            **dict.fromkeys(("job_id", "lane", "job_type", "workspace", "requested_by"), "x"),
-            "status": ProductStatus.COMPLETED,
-            "attempts": 1,
-            "provider_ids": [],
-            "created_at": "2026-01-01T00:00:00Z",
-            "updated_at": "2026-01-01T00:00:00Z",
-            "reason": None,
-            "escalated": False,
-            "cost_usd": zero,
-            "allowed_actions": [],
-            "facts": {"status": ProductStatus.COMPLETED},
-        }
-    )
-    assert view.model_dump(mode="json")["cost_usd"] == "0"
+
+
+def _amount_fields() -> list[tuple[type[BaseModel], str]]:
+    """Every `*_usd` field of the lanes' messages (what the status query, the outcome and
+    the HTTP API's JSON carry)."""
+    found = []
+    for module in (laneway.background, laneway.batch):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+                found += [(value, name) for name in value.model_fields if name.endswith("_usd")]
+    return sorted(set(found), key=lambda pair: (pair[0].__name__, pair[1]))
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), _amount_fields(), ids=lambda x: getattr(x, "__name__", str(x))
+)
+def test_every_amount_in_the_lanes_messages_is_plain_in_json(
+    model: type[BaseModel], field: str
+) -> None:
+    zero = cost(usage(), "gpt-4o-mini", "batch")
+    noisy = Decimal("0.0170000000")
+    for amount, plain in ((zero, "0"), (noisy, "0.017")):
+        built = model.model_construct(None, **{field: amount})
+        assert built.model_dump(mode="json", include={field}) == {field: plain}
+
+
+def test_the_lanes_messages_have_amounts() -> None:
+    fields = {f"{model.__name__}.{field}" for model, field in _amount_fields()}
+    assert {"JobView.cost_usd", "BatchProgress.cost_usd", "Estimate.cost_batch_usd"} <= fields
