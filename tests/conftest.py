@@ -6,16 +6,18 @@ Nothing here downloads anything: both Temporal servers come from the PyPI packag
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from openai import AsyncOpenAI
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -32,6 +34,7 @@ from workers.temporal_client import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
 
 TEST_API_KEY = "test-key"
+HandleT = TypeVar("HandleT", bound=WorkflowHandle[Any, Any])
 
 
 async def start_time_skipping_env(identity: str | None = None) -> WorkflowEnvironment:
@@ -115,10 +118,32 @@ def laneway_worker(settings: Settings) -> WorkerFactory:
 
     @asynccontextmanager
     async def run(env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-        async with build_worker(env.client, settings) as worker:
-            yield worker
+        try:
+            async with build_worker(env.client, settings) as worker:
+                yield worker
+        finally:
+            await terminate_leftovers()
 
     return run
+
+
+_started: list[WorkflowHandle[Any, Any]] = []
+
+
+def remember(handle: HandleT) -> HandleT:
+    """Note a job a test started, so that one the test leaves running is ended with it."""
+    _started.append(handle)
+    return handle
+
+
+async def terminate_leftovers() -> None:
+    """End the jobs a test left running: on the shared time-skipping server, one open
+    workflow whose worker has gone would stop time from skipping for every later test."""
+    while _started:
+        handle = _started.pop()
+        with contextlib.suppress(RPCError):
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="the test that started it has ended")
 
 
 async def job_outcome(handle: WorkflowHandle[Any, Any]) -> JobOutcome:

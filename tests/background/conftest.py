@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from laneway.background import Actor, BackgroundJobInput, ControlRequest, JobOutcome, JobView
 from laneway.jobs import JobInput, JobSpec
 from laneway.settings import Settings
-from tests.conftest import job_view
+from tests.conftest import job_view, remember
 from workflows.background_job import BackgroundJobWorkflow
 
 WORKSPACE = "acme"
@@ -58,8 +58,10 @@ async def start_job(
     env: WorkflowEnvironment, settings: Settings, job: BackgroundJobInput
 ) -> WorkflowHandle[BackgroundJobWorkflow, JobOutcome]:
     """Start the job's workflow on the test's task queue, as the client would."""
-    return await env.client.start_workflow(
-        BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+    return remember(
+        await env.client.start_workflow(
+            BackgroundJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
     )
 
 

@@ -21,7 +21,7 @@ from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgre
 from laneway.jobs import ArtifactRef
 from laneway.settings import Settings
 from store.artifacts import ArtifactStore
-from tests.conftest import batch_view
+from tests.conftest import batch_view, remember
 from workflows.batch_job import BatchJobWorkflow
 
 WORKSPACE = "acme"
@@ -93,8 +93,10 @@ def make_batch_job(
 async def start_batch(
     env: WorkflowEnvironment, settings: Settings, job: BatchJobInput
 ) -> BatchHandle:
-    return await env.client.start_workflow(
-        BatchJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+    return remember(
+        await env.client.start_workflow(
+            BatchJobWorkflow.run, job, id=job.job_id, task_queue=settings.task_queue
+        )
     )
 
 
