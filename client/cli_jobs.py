@@ -35,7 +35,7 @@ from laneway.batch import (
 )
 from laneway.jobs import ArtifactRef, JobSpec, ReviewPolicy
 from laneway.problems import problem_location, problem_message
-from laneway.settings import Settings, SettingsError
+from laneway.settings import Settings
 from laneway.status import Action, Lane, ProductStatus, is_terminal
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     handler: Handler = args.handler
     try:
         return asyncio.run(handler(args, settings))
-    except (CliError, SettingsError) as error:
+    except CliError as error:
         return _fail(str(error), getattr(error, "code", 2))
     except LanewayClientError as error:
         return _fail(str(error), 1)
