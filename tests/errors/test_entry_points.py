@@ -149,3 +149,21 @@ def test_worker_names_a_missing_provider_configuration(tmp_path: Path) -> None:
     assert ran.returncode == 2, ran.stderr
     assert "Traceback" not in ran.stderr
     assert "laneway worker: the provider configuration: OPENAI_API_KEY is not set" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["submit", "background", "--job-type", "brief", "--model", "m", "--text", "hi"],
+        ["jobs", "show"],
+        ["cancel", "--reason", "x", "--token", "tok"],
+    ],
+    ids=["submit", "show", "cancel"],
+)
+def test_the_cli_refuses_an_id_no_surface_could_reach(argv: list[str], tmp_path: Path) -> None:
+    bad = "../x"
+    full = [LANEWAY, *argv, "--job-id", bad] if argv[0] == "submit" else [LANEWAY, *argv, bad]
+    ran = run(full, tmp_path, LANEWAY_TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert ran.returncode == 2, ran.stderr
+    line = assert_one_plain_line(ran, "laneway: job id '../x' cannot be used")
+    assert "no /" in line
