@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.jobs import (
@@ -358,9 +359,27 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if not settings.tokens():
         log.warning("no API tokens configured: every /v1 request will get 401")
+    problem = _unmet_dependency(settings)
+    if problem is not None:
+        print(f"laneway api: {problem}", file=sys.stderr)
+        return 1
     host, _, port = settings.api_address.rpartition(":")
     uvicorn.run(create_app(settings), host=host, port=int(port), log_config=None)
     return 0
+
+
+def _unmet_dependency(settings: Settings) -> str | None:
+    """What the API cannot reach at start (Temporal, the ledger), in one line; else None."""
+    try:
+        asyncio.run(LanewayClient.connect(settings))
+    except TemporalUnreachable as error:
+        return str(error)
+    try:
+        upgrade_to_head(settings.ledger_url)
+    except (SQLAlchemyError, OSError, ImportError, ValueError) as error:
+        said = str(error).splitlines()[0] if str(error) else "unusable"
+        return f"cannot open the ledger: {said}; check LANEWAY_DATABASE_URL and LANEWAY_DATA_DIR"
+    return None
 
 
 def main() -> int:

@@ -167,3 +167,15 @@ def test_the_cli_refuses_an_id_no_surface_could_reach(argv: list[str], tmp_path:
     assert ran.returncode == 2, ran.stderr
     line = assert_one_plain_line(ran, "laneway: job id '../x' cannot be used")
     assert "no /" in line
+
+
+def test_api_names_unreachable_temporal_at_start(tmp_path: Path) -> None:
+    ran = run(
+        [LANEWAY, "api"],
+        tmp_path,
+        LANEWAY_TEMPORAL_ADDRESS="127.0.0.1:1",
+        LANEWAY_API_ADDRESS="127.0.0.1:1",  # never bound: it stops before serving
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert "laneway api: cannot reach Temporal at 127.0.0.1:1: start it" in ran.stderr
