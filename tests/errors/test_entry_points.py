@@ -179,3 +179,14 @@ def test_api_names_unreachable_temporal_at_start(tmp_path: Path) -> None:
     assert ran.returncode == 1, ran.stderr
     assert "Traceback" not in ran.stderr
     assert "laneway api: cannot reach Temporal at 127.0.0.1:1: start it" in ran.stderr
+
+
+def test_the_ledger_tool_says_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    ran = run(
+        [sys.executable, "-m", "store.ledger", "current"],
+        tmp_path,
+        PYTHONPATH=str(Path(__file__).parents[2]),
+        **dict([BAD_TOKENS]),
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert_one_plain_line(ran, "python -m store.ledger: LANEWAY_API_TOKENS: not valid JSON")
