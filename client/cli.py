@@ -56,10 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"laneway: {exc}", file=sys.stderr)
+        return _dispatch(args)
+    except SettingsError as exc:  # at start, or a tokens file read later: one line, exit 2
+        print(f"laneway {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.command in ("api", "dev", "demo"):
+        settings.tokens()  # a bad LANEWAY_API_TOKENS_FILE stops them now, not a child later
     if getattr(args, "handler", None) is not None:  # jobs, submit, results and the actions
         from client.cli_jobs import run
 

@@ -33,9 +33,9 @@ from laneway.batch import (
     BatchProgress,
     InputFormat,
 )
-from laneway.jobs import ArtifactRef, JobSpec, ReviewPolicy
+from laneway.jobs import ArtifactRef, JobSpec, ReviewPolicy, check_job_id
 from laneway.problems import problem_location, problem_message
-from laneway.settings import Settings, SettingsError
+from laneway.settings import Settings
 from laneway.status import Action, Lane, ProductStatus, is_terminal
 
 if TYPE_CHECKING:
@@ -247,8 +247,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     handler: Handler = args.handler
     try:
+        _check_id(args)
         return asyncio.run(handler(args, settings))
-    except (CliError, SettingsError) as error:
+    except CliError as error:
         return _fail(str(error), getattr(error, "code", 2))
     except LanewayClientError as error:
         return _fail(str(error), 1)
@@ -260,6 +261,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"Temporal refused the call: {error.message}", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _check_id(args: argparse.Namespace) -> None:
+    """A job id (ID or --job-id) that no surface could reach is refused before any call."""
+    job_id = getattr(args, "job_id", None)
+    if job_id is not None:
+        try:
+            check_job_id(job_id)
+        except ValueError as error:
+            raise CliError(str(error), 2) from None
 
 
 def _fail(message: str, code: int) -> int:

@@ -9,7 +9,8 @@ browsable at /docs.
 
 Status codes: 401 no or unknown token, 403 not your workspace or not your action, 404 no such
 job, 409 the action makes no sense now (e.g. approving a running job), 422 bad input (the body
-says which field and why), 503 Temporal unreachable.
+says which field and why), 502 Temporal refused the call, 503 Temporal unreachable, 504 an
+action or start was sent and no answer came (its fate is unknown: check the job's status).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.jobs import (
+    ActionFateUnknown,
     JobActionForbidden,
     JobActionRefused,
     JobDetails,
@@ -43,11 +46,20 @@ from client.jobs import (
     LanewayClientError,
     ResultFile,
     ResultNotReady,
+    TemporalRefused,
+    TemporalUnreachable,
 )
 from client.webhooks import WebhookReceiver
 from laneway.background import Actor
 from laneway.batch import BatchJobSpec
-from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
+from laneway.jobs import (
+    JOB_TYPE_PATTERN,
+    JobInput,
+    JobSpec,
+    ReviewPolicy,
+    SideEffect,
+    check_job_id,
+)
 from laneway.lifecycle import JobState
 from laneway.logging_setup import configure_logging
 from laneway.problems import problem_location, problem_message
@@ -78,6 +90,11 @@ class BackgroundSubmission(BaseModel):
         max_length=200,
         description="your own id makes the submission safe to repeat",
     )
+
+    @field_validator("job_id")
+    @classmethod
+    def _reachable_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_job_id(value)
 
 
 class Submitted(BaseModel):
@@ -164,6 +181,7 @@ ClientDep = Annotated[LanewayClient, Depends(laneway_client)]
 def _add_job_routes(app: FastAPI) -> None:
     async def own_job(client: LanewayClient, actor: Actor, job_id: str) -> JobSummary:
         """The job, if it belongs to the actor's workspace; 403 otherwise (404 if none)."""
+        _reachable(job_id)
         job = await client.describe_job(job_id)
         workspace = job.workspace or (await client.status(job_id)).workspace
         if workspace != actor.workspace:
@@ -220,8 +238,10 @@ def _add_job_routes(app: FastAPI) -> None:
         """Start a batch job over an uploaded JSONL file (Files + Batch API, batch price)."""
         fields = _json_object(spec, "spec")
         job_id = fields.pop("job_id", None)
-        if job_id is not None and (not isinstance(job_id, str) or not 0 < len(job_id) <= 200):
-            raise HTTPException(422, "spec.job_id must be a string of 1 to 200 characters")
+        if job_id is not None:
+            if not isinstance(job_id, str):
+                raise HTTPException(422, "spec.job_id must be a string")
+            _reachable(job_id, "spec.job_id: ")
         ref = await asyncio.to_thread(client.store_batch_input, file.file)
         batch = BatchJobSpec.model_validate(
             {**fields, "input": ref, "workspace": actor.workspace, "requested_by": actor.id}
@@ -263,6 +283,13 @@ def _add_job_routes(app: FastAPI) -> None:
         return _stream(await client.results(job_id, errors=True))
 
 
+def _reachable(job_id: str, where: str = "") -> None:
+    try:
+        check_job_id(job_id)
+    except ValueError as error:
+        raise HTTPException(422, f"{where}{error}") from None
+
+
 def _stream(found: ResultFile) -> StreamingResponse:
     return StreamingResponse(
         found.chunks,
@@ -287,6 +314,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         (JobNotFoundError, 404),
         (JobActionRefused, 409),
         (ResultNotReady, 409),
+        (TemporalUnreachable, 503),
+        (ActionFateUnknown, 504),
+        (TemporalRefused, 502),
         (LanewayClientError, 422),
     ]
     for error_type, code in statuses:
@@ -329,9 +359,27 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if not settings.tokens():
         log.warning("no API tokens configured: every /v1 request will get 401")
+    problem = _unmet_dependency(settings)
+    if problem is not None:
+        print(f"laneway api: {problem}", file=sys.stderr)
+        return 1
     host, _, port = settings.api_address.rpartition(":")
     uvicorn.run(create_app(settings), host=host, port=int(port), log_config=None)
     return 0
+
+
+def _unmet_dependency(settings: Settings) -> str | None:
+    """What the API cannot reach at start (Temporal, the ledger), in one line; else None."""
+    try:
+        asyncio.run(LanewayClient.connect(settings))
+    except TemporalUnreachable as error:
+        return str(error)
+    try:
+        upgrade_to_head(settings.ledger_url)
+    except (SQLAlchemyError, OSError, ImportError, ValueError) as error:
+        said = str(error).splitlines()[0] if str(error) else "unusable"
+        return f"cannot open the ledger: {said}; check LANEWAY_DATABASE_URL and LANEWAY_DATA_DIR"
+    return None
 
 
 def main() -> int:

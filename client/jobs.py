@@ -19,7 +19,6 @@ workflow refuses what that actor may not do (`JobActionForbidden`) or what makes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,6 +30,7 @@ from typing import Any, BinaryIO, TypeVar
 from pydantic import BaseModel, Field
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -61,7 +61,7 @@ from laneway.background import (
     PollingPolicy,
 )
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
-from laneway.jobs import ArtifactRef, JobSpec
+from laneway.jobs import ArtifactRef, JobSpec, check_job_id
 from laneway.lifecycle import FAILURE_TYPES, JobEnd, JobState
 from laneway.permissions import ACTION_FORBIDDEN, refusal
 from laneway.settings import Settings
@@ -101,6 +101,31 @@ class LanewayClientError(Exception):
 
 class TemporalUnreachable(LanewayClientError):
     """The Temporal server named in the settings did not answer."""
+
+
+class TemporalRefused(LanewayClientError):
+    """Temporal answered, and refused the call (e.g. a namespace that does not exist)."""
+
+
+class ActionFateUnknown(LanewayClientError):
+    """An action or a start was sent to Temporal and no answer came back: it may or may not
+    have been taken. Check the job's status before sending it again."""
+
+
+class InvalidJobId(LanewayClientError, ValueError):
+    """A job id that cannot be used (e.g. it contains `/`, so no URL could reach the job)."""
+
+
+# Statuses that mean "no answer" rather than "no": the server is down, the connection was
+# lost, or the deadline passed.
+_NO_ANSWER = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+    }
+)
 
 
 class JobNotFoundError(LanewayClientError, LookupError):
@@ -239,7 +264,9 @@ class LanewayClient:
         Without one, a fresh `job-<hex>` id is made.
         """
         job = BackgroundJobInput(
-            job_id=new_job_id() if job_id is None else job_id, spec=spec, polling=self._polling()
+            job_id=new_job_id() if job_id is None else _checked_id(job_id),
+            spec=spec,
+            polling=self._polling(),
         )
         await self._start(BackgroundJobWorkflow.run, job, job.job_id, spec, Lane.BACKGROUND)
         return job.job_id
@@ -251,7 +278,7 @@ class LanewayClient:
         waits in needs_review for a reviewer before anything reaches the provider.
         """
         job = BatchJobInput(
-            job_id=new_job_id() if job_id is None else job_id,
+            job_id=new_job_id() if job_id is None else _checked_id(job_id),
             spec=spec,
             plan_approval_above_usd=self.settings.batch_plan_approval_usd.get(spec.workspace),
         )
@@ -297,8 +324,11 @@ class LanewayClient:
         except ValueError as error:
             raise LanewayClientError(str(error)) from None
         found: list[JobSummary] = []
-        async for execution in self.temporal.list_workflows(query, limit=limit):
-            found.append(JobSummary.from_execution(execution))
+        try:
+            async for execution in self.temporal.list_workflows(query, limit=limit):
+                found.append(JobSummary.from_execution(execution))
+        except RPCError as error:
+            raise self._plain_rpc_error(error) from error
         return found
 
     async def status(self, job_id: str) -> JobState:
@@ -442,7 +472,9 @@ class LanewayClient:
         request = ControlRequest(actor=actor, note=note)
         result_type = _STATE_TYPES[lane]
         state = await self._call(
-            job_id, lambda job: job.execute_update(name, request, result_type=result_type)
+            job_id,
+            lambda job: job.execute_update(name, request, result_type=result_type),
+            sent=f"the {name} of job {job_id}",
         )
         assert isinstance(state, JobView | BatchProgress)
         return state
@@ -494,7 +526,11 @@ class LanewayClient:
                 f"job {job.job_id} has ended ({job.status.value}); nothing waits for the news"
             )
         handle = self.temporal.get_workflow_handle(job.workflow_id)
-        await self._call(job.job_id, lambda _: handle.signal(PROVIDER_EVENT, provider_id))
+        await self._call(
+            job.job_id,
+            lambda _: handle.signal(PROVIDER_EVENT, provider_id),
+            sent=f"the news of {provider_id} to job {job.job_id}",
+        )
         return job.job_id
 
     # ---- results ---------------------------------------------------------------------------
@@ -584,7 +620,7 @@ class LanewayClient:
             ]
         )
         # An id that ran before and has ended is still the same job: nothing new starts.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        try:
             await self.temporal.start_workflow(
                 run,
                 job,
@@ -596,6 +632,10 @@ class LanewayClient:
                 static_summary=static_summary(spec),
                 search_attributes=attributes,
             )
+        except WorkflowAlreadyStartedError:
+            pass
+        except RPCError as error:
+            raise self._plain_rpc_error(error, sent=f"the start of job {job_id}") from error
 
     async def _batch_file(self, job_id: str, *, errors: bool) -> ResultFile:
         state: BatchProgress | BatchOutcome
@@ -640,12 +680,22 @@ class LanewayClient:
         return self._ledger
 
     async def _call(
-        self, job_id: str, action: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]]
+        self,
+        job_id: str,
+        action: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]],
+        *,
+        sent: str | None = None,
     ) -> T:
-        """Run `action` on the job's workflow, turning Temporal's errors into plain ones."""
+        """Run `action` on the job's workflow, turning Temporal's errors into plain ones.
+
+        `sent` names what `action` asks of the job when it changes something (an Update, a
+        signal): if no answer comes, that may have landed, and the error says so."""
         job = self.temporal.get_workflow_handle(job_id)
         try:
             return await action(job)
+        except RPCTimeoutOrCancelledError as error:
+            unknown = self._fate_unknown(sent or f"the call to job {job_id}", "no answer in time")
+            raise unknown from error
         except WorkflowUpdateFailedError as error:
             # The validator's own sentence, e.g. "alice requested this job and cannot approve it".
             cause = error.cause
@@ -661,8 +711,28 @@ class LanewayClient:
             ) from error
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
-                raise
+                raise self._plain_rpc_error(error, sent=sent) from error
             raise await self._explain_not_found(job) from error
+
+    def _plain_rpc_error(self, error: RPCError, *, sent: str | None = None) -> LanewayClientError:
+        """Temporal's RPC error in plain words: unreachable, fate unknown (`sent` names what
+        was sent), or refused."""
+        if error.status in _NO_ANSWER:
+            if sent is not None:
+                return self._fate_unknown(sent, error.message or error.status.name.lower())
+            return TemporalUnreachable(
+                f"cannot reach Temporal at {self.settings.temporal_address} "
+                f"({error.message or 'no answer'}): start it (`laneway dev`) or set "
+                "LANEWAY_TEMPORAL_ADDRESS; then try again"
+            )
+        return TemporalRefused(f"Temporal refused the call: {error.message}")
+
+    def _fate_unknown(self, sent: str, why: str) -> ActionFateUnknown:
+        return ActionFateUnknown(
+            f"{sent} was sent to Temporal at {self.settings.temporal_address} and no answer "
+            f"came ({why}): it may or may not have been taken; check the job's status "
+            "before sending it again"
+        )
 
     async def _explain_not_found(self, job: WorkflowHandle[Any, Any]) -> LanewayClientError:
         """NOT_FOUND means either no such job, or (for an action) a job that has ended."""
@@ -671,7 +741,7 @@ class LanewayClient:
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return JobNotFoundError(f"no job {job.id}")
-            raise
+            return self._plain_rpc_error(error)
         if described.status == WorkflowExecutionStatus.RUNNING:
             return LanewayClientError(f"job {job.id} is running but could not be reached")
         status = described.typed_search_attributes.get(LANEWAY_STATUS) or "closed"
@@ -730,6 +800,13 @@ def _ended_without_success(job: JobRecord, events: list[JobEvent]) -> str | None
 
 
 E = TypeVar("E", ProductStatus, Lane, Action)
+
+
+def _checked_id(job_id: str) -> str:
+    try:
+        return check_job_id(job_id)
+    except ValueError as error:
+        raise InvalidJobId(str(error)) from None
 
 
 def _known(kind: type[E], value: E | str, what: str) -> E:

@@ -8,6 +8,7 @@ that may reach the ledger's summary, search attributes, memos or logs goes throu
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -28,6 +29,24 @@ METADATA_MAX_VALUE_CHARS: Final = 512
 
 JOB_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
 SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
+# A job id is a URL path segment, a file name and a workflow id: letters, digits, and `-`, `_`,
+# `.`, `:` after the first character; no `/`, no spaces, at most 200 characters.
+JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+_JOB_ID: Final = re.compile(JOB_ID_PATTERN)
+
+
+def check_job_id(job_id: str) -> str:
+    """`job_id` if it can be a job id, else ValueError saying what is wrong in plain words."""
+    if _JOB_ID.fullmatch(job_id):
+        return job_id
+    if not job_id:
+        raise ValueError("a job id cannot be empty")
+    if len(job_id) > 200:
+        raise ValueError(f"a job id has at most 200 characters; this one has {len(job_id)}")
+    raise ValueError(
+        f"job id {job_id[:60]!r} cannot be used: use letters, digits and - _ . : "
+        "(starting with a letter or digit), no / or spaces, so every surface can reach the job"
+    )
 
 
 class ArtifactRef(BaseModel):

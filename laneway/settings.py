@@ -7,6 +7,7 @@ Laneway's own settings use the `LANEWAY_` prefix; the OpenAI ones keep the names
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from laneway.background import Actor
 from laneway.problems import describe, problem_message
@@ -194,18 +197,44 @@ def _env_name(location: str) -> str:
     return f"LANEWAY_{location.upper()}"
 
 
+# What a JSON-valued variable expects, said with its error.
+_JSON_EXAMPLES = {
+    "api_tokens": '{"tok-rita": {"actor": "rita", "workspace": "acme", "roles": ["reviewer"]}}',
+    "batch_plan_approval_usd": '{"acme": "50"}',
+}
+_SOURCE_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _expects(field: str) -> str:
+    example = _JSON_EXAMPLES.get(field)
+    return f"; expected a JSON object such as {example}" if example else ""
+
+
+def _problem(err: ErrorDetails) -> str:
+    """`VARIABLE: what is wrong[ (at key)][; what it expects]` for one validation problem."""
+    if not err["loc"]:
+        return problem_message(err)
+    field, *inner = (str(part) for part in err["loc"])
+    if field == "api_tokens":  # the key is a token, a secret: name only the field within
+        inner = inner[1:]
+    where = f" (at {'.'.join(inner)})" if inner else ""
+    return f"{_env_name(field)}: {problem_message(err)}{where}{_expects(field)}"
+
+
 def load_settings() -> Settings:
-    """Read settings, or raise SettingsError naming each bad variable and what it expects."""
+    """Read settings, or raise SettingsError: one line naming each bad variable and what it
+    expects (several problems are joined with `; `)."""
     try:
         return Settings()
     except ValidationError as exc:
-        problems = [
-            f"{_env_name(str(err['loc'][0]))}: {problem_message(err)}"
-            if err["loc"]
-            else problem_message(err)
-            for err in exc.errors()
-        ]
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+        message = "; ".join(_problem(err) for err in exc.errors())
+    except SourceError as exc:  # a complex value that is not JSON, e.g. LANEWAY_API_TOKENS={bad
+        found = _SOURCE_FIELD.search(str(exc))
+        field = found.group(1) if found else ""
+        cause = exc.__cause__
+        problem = f"not valid JSON ({cause})" if cause is not None else "not valid JSON"
+        message = f"{_env_name(field) if field else 'settings'}: {problem}{_expects(field)}"
+    raise SettingsError(message)
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import make_url
 
-from laneway.settings import get_settings
+from laneway.settings import SettingsError, get_settings
 from store.ledger.migrate import current_revision, head_revision, new_revision, upgrade_to_head
 
 
@@ -27,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    url: str = args.url or get_settings().ledger_url
+    try:
+        url: str = args.url or get_settings().ledger_url
+    except SettingsError as error:
+        print(f"python -m store.ledger: {error}", file=sys.stderr)
+        return 2
     shown = make_url(url).render_as_string(hide_password=True)
     if args.command == "upgrade":
         print(f"ledger {shown} at revision {upgrade_to_head(url)}")
