@@ -124,7 +124,7 @@ def main() -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(run_worker(settings))
-    except ProviderNotConfiguredError as exc:
+    except (ProviderNotConfiguredError, SettingsError) as exc:
         print(f"laneway worker: {exc}", file=sys.stderr)
         return 2
     return 0
