@@ -72,7 +72,7 @@ async def test_an_altered_payload_or_a_wrong_key_is_refused_in_words() -> None:
 
 
 async def test_the_data_converter_round_trips_models_encrypted() -> None:
-    converter = data_converter(Settings(payload_keys={"k": new_key()}))  # type: ignore[dict-item]
+    converter = data_converter(Settings(payload_keys={"k": new_key()}))
     job_input = JobInput(model="gpt-4o-mini", text=SECRET_TEXT)
     payloads = await converter.encode([job_input])
     assert SECRET_TEXT.encode() not in b"".join(p.SerializeToString() for p in payloads)
@@ -98,8 +98,8 @@ def test_bad_keys_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPat
 def test_several_keys_need_a_current_one(tmp_path: Path) -> None:
     keys = {"a": new_key(), "b": new_key()}
     with pytest.raises(SettingsError, match="LANEWAY_PAYLOAD_KEY_ID"):
-        payload_keyring(Settings(data_dir=tmp_path, payload_keys=keys))  # type: ignore[arg-type]
-    chosen = Settings(data_dir=tmp_path, payload_keys=keys, payload_key_id="b")  # type: ignore[arg-type]
+        payload_keyring(Settings(data_dir=tmp_path, payload_keys=keys))
+    chosen = Settings(data_dir=tmp_path, payload_keys=keys, payload_key_id="b")
     assert payload_keyring(chosen).current == "b"
 
 
@@ -117,7 +117,7 @@ def test_no_key_no_start_unless_laneway_dev_wrote_one(tmp_path: Path) -> None:
 def test_a_keys_file_merges_with_the_variable(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     path.write_text(json.dumps({"keys": {"f": new_key()}, "current": "f"}))
-    settings = Settings(data_dir=tmp_path, payload_keys_file=path, payload_keys={"e": new_key()})  # type: ignore[dict-item]
+    settings = Settings(data_dir=tmp_path, payload_keys_file=path, payload_keys={"e": new_key()})
     keyring = payload_keyring(settings)
     assert (sorted(keyring.keys), keyring.current) == (["e", "f"], "f")
     path.write_text("nope")
