@@ -23,7 +23,7 @@ from laneway.background import BackgroundJobInput
 from laneway.jobs import INLINE_TEXT_MAX_CHARS
 from tests.conftest import WorkerFactory
 from tests.http.conftest import ApiProcess, bearer
-from tests.http.test_api import BACKGROUND_JOB, submit_brief, wait_for_status
+from tests.http.test_api import BACKGROUND_JOB, BRIEF, submit_brief, wait_for_status
 from tests.payload_keys import TEST_PAYLOAD_KEY_ID, workers_data_converter
 from workers.codec import ENCODING, KEY_ID_METADATA
 
@@ -154,7 +154,7 @@ async def test_the_temporal_cli_decodes_a_history_through_the_endpoint(
     ):
         job_id = await submit_brief(api, review_policy="auto")
         await wait_for_status(api, job_id, "completed")
-    brief = BACKGROUND_JOB["input"]["text"]
+    brief = BRIEF
 
     def shown(*codec: str) -> str:
         return temporal_show(address, job_id, *codec)
