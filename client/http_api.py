@@ -404,10 +404,15 @@ def _plain(code: int) -> Any:
 def serve(settings: Settings) -> int:
     """`laneway api`: serve the HTTP API on settings.api_address until interrupted."""
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        app = create_app(settings)  # no payload key: a SettingsError, before any request
+    except SettingsError as error:
+        print(f"laneway api: {error}", file=sys.stderr)
+        return 2
     if not settings.tokens():
         log.warning("no API tokens configured: every /v1 request will get 401")
     host, _, port = settings.api_address.rpartition(":")
-    uvicorn.run(create_app(settings), host=host, port=int(port), log_config=None)
+    uvicorn.run(app, host=host, port=int(port), log_config=None)
     return 0
 
 

@@ -123,3 +123,27 @@ def test_a_keys_file_merges_with_the_variable(tmp_path: Path) -> None:
     path.write_text("nope")
     with pytest.raises(SettingsError, match="LANEWAY_PAYLOAD_KEYS_FILE: cannot use"):
         payload_keyring(settings)
+
+
+@pytest.mark.parametrize("command", [["api"], ["worker"], ["jobs", "list"]])
+def test_every_entry_point_without_a_key_says_so_in_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANEWAY_", "OPENAI_"))}
+    env |= {"LANEWAY_DATA_DIR": str(tmp_path), "LANEWAY_TEMPORAL_ADDRESS": "127.0.0.1:9"}
+    ran = subprocess.run(
+        [sys.executable, "-m", "client.cli", *command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 2, ran.stderr
+    [line] = ran.stderr.strip().splitlines()
+    assert "LANEWAY_PAYLOAD_KEYS: no payload encryption key" in line
+    assert "Traceback" not in ran.stderr
