@@ -33,7 +33,7 @@ from laneway.batch import (
     BatchProgress,
     InputFormat,
 )
-from laneway.jobs import ArtifactRef, JobSpec, ReviewPolicy, check_job_id
+from laneway.jobs import INLINE_TEXT_MAX_CHARS, ArtifactRef, JobSpec, ReviewPolicy, check_job_id
 from laneway.problems import problem_location, problem_message
 from laneway.settings import Settings
 from laneway.status import Action, Lane, ProductStatus, is_terminal
@@ -50,7 +50,6 @@ T = TypeVar("T")
 N = TypeVar("N", int, float)
 
 # Inline input travels through workflow history, where a payload over 256 KB is a bug.
-MAX_INLINE_INPUT_BYTES: Final = 200_000
 HOW_TO_AUTHENTICATE: Final = (
     "set LANEWAY_TOKEN (or pass --token) to one of the API tokens configured in "
     "LANEWAY_API_TOKENS / LANEWAY_API_TOKENS_FILE"
@@ -490,19 +489,38 @@ async def _act(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _submit_background(args: argparse.Namespace, settings: Settings) -> int:
     actor = _actor(args, settings)
-    spec = _checked(lambda: _background_spec(args, actor))
+    _checked(lambda: _background_spec(args, actor))  # bad flags fail before any connection
     async with _connected(settings) as client:
+
+        def store(text: str) -> ArtifactRef:
+            stored = client.job_input(model=args.model, text=text).artifact
+            assert stored is not None
+            return stored
+
+        spec = _checked(lambda: _background_spec(args, actor, store))
         job_id = await client.start_background_job(spec, job_id=args.job_id)
     return _print_submitted(args, job_id, Lane.BACKGROUND)
 
 
-def _background_spec(args: argparse.Namespace, actor: Actor) -> JobSpec:
-    job_input = {
+# Stands in for a large input while the flags are checked, before anything is stored.
+_NOT_YET_STORED = ArtifactRef(uri="artifact://not-yet-stored", sha256="0" * 64, size_bytes=0)
+
+
+def _background_spec(
+    args: argparse.Namespace, actor: Actor, store: Callable[[str], ArtifactRef] | None = None
+) -> JobSpec:
+    """The job as asked; input text over INLINE_TEXT_MAX_CHARS goes in as an artifact
+    (`store` stores it; without it, only the flags are checked)."""
+    text = args.text if args.input_file is None else _read_input(args.input_file)
+    job_input: dict[str, Any] = {
         "model": args.model,
-        "text": args.text if args.input_file is None else _read_input(args.input_file),
         "instructions": args.instructions,
         "max_output_tokens": args.max_output_tokens,
     }
+    if text is not None and len(text) > INLINE_TEXT_MAX_CHARS:
+        job_input["artifact"] = _NOT_YET_STORED if store is None else store(text)
+    else:
+        job_input["text"] = text
     spec = JobSpec.model_validate(
         _given(
             job_type=args.job_type,
@@ -514,12 +532,6 @@ def _background_spec(args: argparse.Namespace, actor: Actor) -> JobSpec:
     )
     # The checks a worker would make, so a bad job id fails now rather than at start.
     BackgroundJobInput(job_id="check" if args.job_id is None else args.job_id, spec=spec)
-    if len(spec.input.text or "") > MAX_INLINE_INPUT_BYTES:
-        raise CliError(
-            f"the input is over {MAX_INLINE_INPUT_BYTES:,} characters, too large to pass "
-            "inline through workflow history; shorten it",
-            2,
-        )
     return spec
 
 

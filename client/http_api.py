@@ -4,8 +4,9 @@ Every `/v1` route needs `Authorization: Bearer <token>`; the configured token na
 a workspace and roles (settings.api_tokens / LANEWAY_API_TOKENS_FILE). A token sees and acts
 on its own workspace's jobs only; who may approve, reject or control a job is the rule of
 `laneway.permissions`, which the job's workflow enforces. `POST /webhooks/openai` takes the
-provider's signed webhooks (client/webhooks.py). The OpenAPI document is at /openapi.json,
-browsable at /docs.
+provider's signed webhooks (client/webhooks.py). `POST /codec/encode` and `/codec/decode` are
+Temporal's remote codec for the Web UI and the `temporal` CLI (an operator's token). The
+OpenAPI document is at /openapi.json, browsable at /docs.
 
 Status codes: 401 no or unknown token, 403 not your workspace or not your action, 404 no such
 job, 409 the action makes no sense now (e.g. approving a running job), 422 bad input (the body
@@ -22,17 +23,20 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from google.protobuf import json_format
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.exc import SQLAlchemyError
+from temporalio.api.common.v1 import Payloads
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.jobs import (
@@ -66,19 +70,31 @@ from laneway.problems import problem_location, problem_message
 from laneway.settings import Settings, SettingsError, TokenIdentity, load_settings
 from laneway.status import Action, Lane, ProductStatus
 from store.ledger import upgrade_to_head
+from workers.codec import EncryptionCodec, PayloadKeyError
+from workers.temporal_client import payload_keyring
 
 log = structlog.get_logger(__name__)
+HTTP_MAX_TEXT_CHARS: Final = 20_000_000
 bearer = HTTPBearer(auto_error=False, description="an API token from the Laneway configuration")
 
 
 # ---- request and response bodies -----------------------------------------------------------
 
 
+class SubmittedInput(JobInput):
+    """The model call as submitted: text of any size up to the request limit; text over
+    INLINE_TEXT_MAX_CHARS is stored as an artifact and passed to the job by reference."""
+
+    text: str | None = Field(
+        default=None, min_length=1, max_length=HTTP_MAX_TEXT_CHARS, description="input text"
+    )
+
+
 class BackgroundSubmission(BaseModel):
     """A background job; workspace and requester come from the token."""
 
     job_type: str = Field(pattern=JOB_TYPE_PATTERN, description="short slug such as research_brief")
-    input: JobInput
+    input: SubmittedInput
     review_policy: ReviewPolicy = ReviewPolicy.AUTO
     side_effect: SideEffect | None = None
     provider_deadline: timedelta | None = None
@@ -130,8 +146,17 @@ def create_app(settings: Settings, *, client: LanewayClient | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.tokens = settings.tokens()
+    app.state.codec = EncryptionCodec(payload_keyring(settings))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=codec_origins(settings),
+        allow_credentials=True,
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     _add_error_handlers(app)
     _add_job_routes(app)
+    _add_codec_routes(app)
 
     @app.get("/healthz", tags=["meta"])
     async def health() -> dict[str, str]:
@@ -206,10 +231,16 @@ def _add_job_routes(app: FastAPI) -> None:
     async def submit_background(
         body: BackgroundSubmission, actor: ActorDep, client: ClientDep
     ) -> Submitted:
-        """Start a background job (a Responses API call in background mode)."""
+        """Start a background job (a Responses API call in background mode).
+
+        Input text over the inline limit is stored as an artifact first: it never enters
+        workflow history."""
+        given = body.input.model_dump(exclude_none=True)
+        job_input = await asyncio.to_thread(lambda: client.job_input(**given))
         spec = JobSpec.model_validate(
             {
-                **body.model_dump(exclude={"job_id"}, exclude_none=True),
+                **body.model_dump(exclude={"job_id", "input"}, exclude_none=True),
+                "input": job_input,
                 "workspace": actor.workspace,
                 "requested_by": actor.id,
             }
@@ -290,6 +321,52 @@ def _reachable(job_id: str, where: str = "") -> None:
         raise HTTPException(422, f"{where}{error}") from None
 
 
+def codec_origins(settings: Settings) -> list[str]:
+    """Origins allowed to call the API from a browser: the Temporal Web UI, by both names."""
+    url = settings.temporal_ui_url
+    origins = [url, url.replace("://127.0.0.1:", "://localhost:")]
+    return [*dict.fromkeys([*origins, *settings.codec_cors_origins])]
+
+
+def codec_actor(actor: ActorDep) -> Actor:
+    """Decoding reads every workspace's payloads: operators only."""
+    if "operator" not in actor.roles:
+        raise HTTPException(403, "the codec endpoint is for operators: a token with role operator")
+    return actor
+
+
+def _add_codec_routes(app: FastAPI) -> None:
+    """Temporal's remote codec protocol, for the Web UI (`--ui-codec-endpoint`) and the CLI
+    (`temporal workflow show --codec-endpoint <api>/codec --codec-auth "Bearer <token>"`)."""
+
+    async def transcode(request: Request, encode: bool) -> Response:
+        try:
+            payloads = json_format.Parse(await request.body(), Payloads())
+        except json_format.ParseError as error:
+            raise HTTPException(400, f'expected {{"payloads": [...]}}: {error}') from None
+        codec: EncryptionCodec = request.app.state.codec
+        try:
+            done = await (codec.encode if encode else codec.decode)(payloads.payloads)
+        except PayloadKeyError as error:
+            raise HTTPException(400, str(error)) from None
+        body = json_format.MessageToJson(Payloads(payloads=done))
+        return Response(body, media_type="application/json")
+
+    @app.post("/codec/encode", tags=["codec"])
+    async def codec_encode(
+        request: Request, actor: Annotated[Actor, Depends(codec_actor)]
+    ) -> Response:
+        """Encrypt payloads with the current key (Temporal's remote codec protocol)."""
+        return await transcode(request, encode=True)
+
+    @app.post("/codec/decode", tags=["codec"])
+    async def codec_decode(
+        request: Request, actor: Annotated[Actor, Depends(codec_actor)]
+    ) -> Response:
+        """Decrypt payloads with the key each names; others come back unchanged."""
+        return await transcode(request, encode=False)
+
+
 def _stream(found: ResultFile) -> StreamingResponse:
     return StreamingResponse(
         found.chunks,
@@ -357,6 +434,11 @@ def _plain(code: int) -> Any:
 def serve(settings: Settings) -> int:
     """`laneway api`: serve the HTTP API on settings.api_address until interrupted."""
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        app = create_app(settings)  # no payload key: a SettingsError, before any request
+    except SettingsError as error:
+        print(f"laneway api: {error}", file=sys.stderr)
+        return 2
     if not settings.tokens():
         log.warning("no API tokens configured: every /v1 request will get 401")
     problem = _unmet_dependency(settings)
@@ -364,7 +446,7 @@ def serve(settings: Settings) -> int:
         print(f"laneway api: {problem}", file=sys.stderr)
         return 1
     host, _, port = settings.api_address.rpartition(":")
-    uvicorn.run(create_app(settings), host=host, port=int(port), log_config=None)
+    uvicorn.run(app, host=host, port=int(port), log_config=None)
     return 0
 
 

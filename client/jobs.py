@@ -19,6 +19,7 @@ workflow refuses what that actor may not do (`JobActionForbidden`) or what makes
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -61,7 +62,7 @@ from laneway.background import (
     PollingPolicy,
 )
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
-from laneway.jobs import ArtifactRef, JobSpec, check_job_id
+from laneway.jobs import INLINE_TEXT_MAX_CHARS, ArtifactRef, JobInput, JobSpec, check_job_id
 from laneway.lifecycle import FAILURE_TYPES, JobEnd, JobState
 from laneway.permissions import ACTION_FORBIDDEN, refusal
 from laneway.settings import Settings
@@ -299,6 +300,22 @@ class LanewayClient:
         if isinstance(source, Path):
             return store.put_file(source, media_type)
         return store.put_stream(source, media_type)
+
+    def job_input(
+        self,
+        *,
+        model: str,
+        text: str | None = None,
+        artifact: ArtifactRef | None = None,
+        **options: Any,
+    ) -> JobInput:
+        """A `JobInput` for text of any length: inline up to `INLINE_TEXT_MAX_CHARS`, above
+        that stored in the artifact store and passed by reference, so large text never enters
+        workflow history. `options` are JobInput's other fields. Blocking when it stores."""
+        if text is not None and len(text) > INLINE_TEXT_MAX_CHARS:
+            artifact = self.store_input(io.BytesIO(text.encode()), "text/plain; charset=utf-8")
+            text = None
+        return JobInput(model=model, text=text, artifact=artifact, **options)
 
     # ---- finding and following jobs -------------------------------------------------------
 

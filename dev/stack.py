@@ -36,9 +36,15 @@ import httpx
 
 from dev.binaries import temporal_cli
 from emulator.control import EmulatorControl
-from laneway.settings import Settings, read_tokens_file
+from laneway.settings import Settings, SettingsError, read_tokens_file
 from laneway.visibility import search_attribute_flags
-from workers.temporal_client import connect, register_search_attributes
+from workers.codec import write_dev_keys
+from workers.temporal_client import (
+    connect,
+    dev_keys_path,
+    payload_keyring,
+    register_search_attributes,
+)
 from workflows.stack_check import StackCheckWorkflow
 
 DEV_API_KEY = "laneway-dev"
@@ -226,6 +232,8 @@ class DevStack:
             "--ui-port",
             str(self.settings.temporal_ui_port),
             "--ui-disable-news-fetch",
+            "--ui-codec-endpoint",
+            f"http://{self.settings.api_address}/codec",
             "--namespace",
             self.settings.temporal_namespace,
             *search_attribute_flags(),
@@ -253,6 +261,13 @@ class DevStack:
             "LANEWAY_LOG_FORMAT": settings.log_format,
             "LANEWAY_LOG_LEVEL": settings.log_level,
         }
+        if settings.payload_keys:
+            keys = {k: v.get_secret_value() for k, v in settings.payload_keys.items()}
+            env["LANEWAY_PAYLOAD_KEYS"] = json.dumps(keys)
+        if settings.payload_key_id is not None:
+            env["LANEWAY_PAYLOAD_KEY_ID"] = settings.payload_key_id
+        if settings.payload_keys_file is not None:
+            env["LANEWAY_PAYLOAD_KEYS_FILE"] = str(settings.payload_keys_file)
         if self.use_emulator:
             env |= {"OPENAI_BASE_URL": settings.emulator_base_url, "OPENAI_API_KEY": DEV_API_KEY}
         return env
@@ -295,6 +310,7 @@ class DevStack:
 
     def start(self, say: Callable[[str], None]) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_payload_key(say)
         ensure_port_free("Temporal", self.settings.temporal_address)
         if self.use_emulator:
             ensure_port_free("the emulator", self.settings.emulator_address)
@@ -304,6 +320,19 @@ class DevStack:
             self._start_emulator(say)
         self._start_worker(say)
         self._start_api(say)
+
+    def _ensure_payload_key(self, say: Callable[[str], None]) -> None:
+        """Payloads are always encrypted: without configured keys, a development key is
+        written beside the data (once), and every process of the stack finds it there."""
+        configured = self.settings.payload_keys or self.settings.payload_keys_file
+        if not configured:
+            write_dev_keys(dev_keys_path(self.settings))
+        try:
+            key_id = payload_keyring(self.settings).current
+        except SettingsError as error:
+            raise DevStackError(str(error)) from None
+        where = "configured" if configured else str(dev_keys_path(self.settings))
+        say(f"  Payload key       {key_id!r} ({where}); payloads in Temporal are encrypted")
 
     def _launch(self, child: ChildProcess) -> ChildProcess:
         child.start()

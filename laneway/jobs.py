@@ -27,6 +27,11 @@ METADATA_MAX_PAIRS: Final = 16
 METADATA_MAX_KEY_CHARS: Final = 64
 METADATA_MAX_VALUE_CHARS: Final = 512
 
+# Inline input text travels through workflow history (encrypted, but still there): at most
+# this many characters (200 KB of UTF-8 at worst). Larger input goes to the artifact store;
+# the Python client and the HTTP API do that themselves (`LanewayClient.job_input`).
+INLINE_TEXT_MAX_CHARS: Final = 50_000
+
 JOB_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
 SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
 # A job id is a URL path segment, a file name and a workflow id: letters, digits, and `-`, `_`,
@@ -126,7 +131,13 @@ class JobInput(BaseModel):
     model: str = Field(min_length=1, max_length=100)
     instructions: str | None = Field(default=None, max_length=256_000)
     text: str | None = Field(
-        default=None, min_length=1, description="input text, for inputs small enough for history"
+        default=None,
+        min_length=1,
+        max_length=INLINE_TEXT_MAX_CHARS,
+        description=(
+            f"input text, at most {INLINE_TEXT_MAX_CHARS:,} characters; larger input "
+            "goes in as an artifact"
+        ),
     )
     artifact: ArtifactRef | None = Field(
         default=None, description="reference to a stored input, for large inputs"

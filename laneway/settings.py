@@ -6,6 +6,8 @@ Laneway's own settings use the `LANEWAY_` prefix; the OpenAI ones keep the names
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from datetime import timedelta
@@ -14,7 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
@@ -92,6 +102,30 @@ class Settings(BaseSettings):
             "safety net for a lost webhook; ISO 8601 (PT5M) or HH:MM:SS"
         ),
     )
+    payload_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            'payload encryption keys by id, base64 (16, 24 or 32 bytes), e.g. {"2026-12": '
+            '"<base64>"}: every key decrypts, LANEWAY_PAYLOAD_KEY_ID encrypts; merged with '
+            "LANEWAY_PAYLOAD_KEYS_FILE"
+        ),
+    )
+    payload_key_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the id of the key that encrypts new payloads (optional with one key)",
+    )
+    payload_keys_file: Path | None = Field(
+        default=None,
+        description='a JSON file {"keys": {id: base64}, "current": id}, e.g. a mounted secret',
+    )
+    codec_cors_origins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "browser origins, besides the local Temporal Web UI, allowed to call the codec "
+            'endpoint, e.g. ["https://temporal.example.com"]'
+        ),
+    )
     log_format: LogFormat = Field(default="console", description="console (dev) or json (prod)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -129,6 +163,28 @@ class Settings(BaseSettings):
         if value is not None and not value.strip():
             raise ValueError("expected a webhook signing secret (whsec_...), got an empty value")
         return value
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _payload_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in value.items():
+            problem = payload_key_problem(key_id, key.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _current_payload_key(self) -> Settings:
+        if (
+            self.payload_key_id is not None
+            and self.payload_keys_file is None
+            and self.payload_key_id not in self.payload_keys
+        ):
+            raise ValueError(
+                f"LANEWAY_PAYLOAD_KEY_ID names {self.payload_key_id!r}, which is not a key "
+                f"of LANEWAY_PAYLOAD_KEYS ({', '.join(sorted(self.payload_keys)) or 'none'})"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -168,6 +224,19 @@ class Settings(BaseSettings):
     def temporal_ui_url(self) -> str:
         host = self.temporal_address.rpartition(":")[0]
         return f"http://{host}:{self.temporal_ui_port}"
+
+
+def payload_key_problem(key_id: str, key: str) -> str | None:
+    """What is wrong with one configured payload key (never its value), or None."""
+    if not key_id:
+        return "a payload key id must not be empty"
+    try:
+        size = len(base64.b64decode(key, validate=True))
+    except (binascii.Error, ValueError):
+        return f"payload key {key_id!r} is not base64"
+    if size not in (16, 24, 32):
+        return f"payload key {key_id!r} has {size} bytes; AES-GCM takes 16, 24 or 32"
+    return None
 
 
 def read_tokens_file(path: Path) -> dict[str, TokenIdentity]:

@@ -32,11 +32,11 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
 from laneway.logging_setup import configure_logging
+from tests.payload_keys import workers_data_converter
 from tests.replay.scenarios import HISTORIES_DIR, SCENARIOS, Scenario
 from tests.replay.test_replay import MANIFEST
 from workers.main import WORKFLOWS
@@ -89,7 +89,7 @@ def unlisted(name: str, workflow_id: str) -> str:
 
 
 async def replay_failure(history: WorkflowHistory) -> str | None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=workers_data_converter())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return None if result.replay_failure is None else str(result.replay_failure)
 

@@ -16,7 +16,6 @@ from typing import Any, Protocol, TypeVar
 import pytest
 from openai import AsyncOpenAI
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -28,6 +27,7 @@ from emulator.server import EmulatorServer
 from laneway.background import JobOutcome, JobView
 from laneway.batch import BatchOutcome, BatchProgress
 from laneway.settings import Settings
+from tests.payload_keys import keyed_settings, workers_data_converter
 from tests.worker_process import start_worker, worker_env  # noqa: F401 (fixtures)
 from workers.main import build_worker
 from workers.temporal_client import register_search_attributes
@@ -43,7 +43,7 @@ async def start_time_skipping_env(identity: str | None = None) -> WorkflowEnviro
     `identity` names the client and its workers in history (default: pid@host)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=workers_data_converter(),
         identity=identity,
     )
     await register_search_attributes(env.client)
@@ -52,7 +52,7 @@ async def start_time_skipping_env(identity: str | None = None) -> WorkflowEnviro
 
 def emulated_settings(emulator: EmulatorServer, data_dir: Path, task_queue: str) -> Settings:
     """Settings for a worker of its own: its task queue and data directory, the emulator."""
-    return Settings(
+    return keyed_settings(
         task_queue=task_queue,
         data_dir=data_dir,
         openai_base_url=emulator.base_url,
@@ -73,7 +73,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (in memory) with Laneway's search attributes registered."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
-        data_converter=pydantic_data_converter,
+        data_converter=workers_data_converter(),
         search_attributes=ALL_KEYS,
         ui=False,
         dev_server_log_level="error",

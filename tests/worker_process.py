@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from emulator.server import EmulatorServer
 from laneway.settings import Settings
+from tests.payload_keys import TEST_PAYLOAD_ENV
 
 
 class WorkerProcess:
@@ -95,6 +96,7 @@ def worker_env(
         "LANEWAY_LOG_FORMAT": "json",
         "OPENAI_BASE_URL": emulator.base_url,
         "OPENAI_API_KEY": "crash-test",
+        **TEST_PAYLOAD_ENV,
     }
 
 

@@ -211,4 +211,7 @@ def main() -> int:
     except WorkerCannotStart as exc:
         print(f"laneway worker: {exc}", file=sys.stderr)
         return exc.code
+    except SettingsError as exc:  # e.g. no payload key to encrypt with
+        print(f"laneway worker: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -24,6 +24,7 @@ from client.cli import main
 from client.jobs import LanewayClient
 from laneway.settings import Settings
 from tests.conftest import WorkerFactory
+from tests.payload_keys import TEST_PAYLOAD_ENV
 
 ALICE = "tok-alice"  # requester, no roles
 ALICE_AS_REVIEWER = "tok-alice-reviewer"  # the same person holding a reviewer token
@@ -72,6 +73,7 @@ def cli_env(
         "OPENAI_BASE_URL": str(settings.openai_base_url),
         "OPENAI_API_KEY": str(settings.openai_api_key),
         "LANEWAY_API_TOKENS": json.dumps(TOKENS),
+        **TEST_PAYLOAD_ENV,
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)

@@ -200,3 +200,26 @@ async def test_an_unreachable_temporal_is_one_plain_line(
         f"laneway: cannot reach Temporal at {UNREACHABLE}: start it (`laneway dev`) "
         "or set LANEWAY_TEMPORAL_ADDRESS\n",
     )
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_large_input_file_goes_in_as_an_artifact(
+    cli: Cli, laneway: LanewayClient, tmp_path: Path
+) -> None:
+    from laneway.background import BackgroundJobInput
+    from laneway.jobs import INLINE_TEXT_MAX_CHARS
+    from tests.payload_keys import workers_data_converter
+
+    large = tmp_path / "contract.txt"
+    large.write_text(("Clause: the supplier keeps the data. " * 2000)[: INLINE_TEXT_MAX_CHARS + 1])
+    argv = list(SUBMIT_BRIEF)
+    argv[argv.index("--text") : argv.index("--text") + 2] = ["--input-file", str(large)]
+    ran = await cli(*argv, "--token", ALICE, "--json")
+    assert ran.code == 0, ran.err
+    job_id = str(ran.json()["job_id"])  # type: ignore[index]
+    await wait_for_status(laneway, job_id, "needs_review")
+    history = await laneway.temporal.get_workflow_handle(job_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [sent] = await workers_data_converter().decode(started.input.payloads, [BackgroundJobInput])
+    assert sent.spec.input.text is None and sent.spec.input.artifact is not None
+    assert sent.spec.input.artifact.size_bytes == large.stat().st_size

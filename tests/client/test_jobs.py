@@ -130,3 +130,30 @@ async def test_fetch_result_reads_large_outputs_from_the_artifact_store(
     with pytest.raises(ResultNotReady, match="job job-pending has no output yet"):
         client.fetch_result("job-pending")
     client.close()
+
+
+async def test_large_input_text_is_stored_and_never_enters_history(
+    client: LanewayClient,
+) -> None:
+    from laneway.background import BackgroundJobInput
+    from laneway.jobs import INLINE_TEXT_MAX_CHARS, JobSpec
+    from tests.payload_keys import workers_data_converter
+
+    large = ("Quarterly churn notes, line by line. " * 2000)[: INLINE_TEXT_MAX_CHARS + 10]
+    small = client.job_input(model="gpt-4o-mini", text=BRIEF)
+    assert (small.text, small.artifact) == (BRIEF, None)
+    job_input = client.job_input(model="gpt-4o-mini", text=large, max_output_tokens=500)
+    assert job_input.text is None and job_input.artifact is not None
+    assert job_input.max_output_tokens == 500
+    spec = JobSpec(
+        job_type="research_brief", workspace=WORKSPACE, requested_by=REQUESTER, input=job_input
+    )
+    job_id = await client.start_background_job(spec)
+    outcome = await client.wait_background(job_id)
+    assert outcome.status == ProductStatus.COMPLETED
+    assert "Quarterly churn notes" in client.fetch_result(job_id)
+
+    history = await client.temporal.get_workflow_handle(job_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [sent] = await workers_data_converter().decode(started.input.payloads, [BackgroundJobInput])
+    assert sent.spec.input.artifact == job_input.artifact and sent.spec.input.text is None

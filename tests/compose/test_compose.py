@@ -180,11 +180,24 @@ def test_scripts_the_one_shot_services_run_are_mounted() -> None:
 def test_example_api_tokens_are_valid_and_obviously_examples() -> None:
     from laneway.settings import read_tokens_file
 
-    (secret,) = compose()["secrets"].values()
+    secret = compose()["secrets"]["laneway_api_tokens"]
     tokens = read_tokens_file(REPO / secret["file"])
     assert tokens
     assert all("example" in token for token in tokens), "the shipped tokens must look fake"
     assert re.search(r"^\s*#.*replace", COMPOSE_FILE.read_text(), re.MULTILINE | re.IGNORECASE)
+
+
+def test_example_payload_keys_are_valid_and_used_by_worker_and_api(tmp_path: Path) -> None:
+    from laneway.settings import Settings
+    from workers.temporal_client import payload_keyring
+
+    secret = compose()["secrets"]["laneway_payload_keys"]
+    keyring = payload_keyring(Settings(data_dir=tmp_path, payload_keys_file=REPO / secret["file"]))
+    assert "example" in keyring.current, "the shipped key must look fake"
+    for name in ("worker", "api"):
+        service = compose()["services"][name]
+        assert "laneway_payload_keys" in service["secrets"], name
+        assert service["environment"]["LANEWAY_PAYLOAD_KEYS_FILE"].endswith("payload_keys")
 
 
 # (c) every `laneway` command the stack runs exists

@@ -149,6 +149,7 @@ def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
         assert emulator.status_code == 200
         api = httpx.get(f"http://{stack_env['LANEWAY_API_ADDRESS']}/openapi.json", timeout=10)
         assert api.status_code == 200 and "/v1/jobs" in api.json()["paths"]
+        payloads_encrypted_with_a_dev_key(stack_env, children)
 
         second = subprocess.run(
             [sys.executable, "-m", "client.cli", "dev"],
@@ -164,6 +165,25 @@ def test_dev_stack_lifecycle(stack_env: dict[str, str]) -> None:
     assert len(children) >= 4, f"expected temporal, emulator, worker and API, got {children}"
     assert not [pid for pid in children if alive(pid)], "processes outlived laneway dev"
     assert stack_check_runs_after_restart(stack_env) >= 2
+
+
+def payloads_encrypted_with_a_dev_key(env: dict[str, str], children: set[int]) -> None:
+    """No key configured: `laneway dev` made one (owner-only) and the Web UI decodes through
+    the API's codec endpoint, which answers the UI's origin."""
+    keys = Path(env["LANEWAY_DATA_DIR"]) / "dev-payload-keys.json"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert list(json.loads(keys.read_text())["keys"]) == ["dev-1"]
+    codec = f"http://{env['LANEWAY_API_ADDRESS']}/codec"
+    command_lines = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in children]
+    assert [line for line in command_lines if codec.encode() in line], command_lines
+    ui_origin = f"http://127.0.0.1:{env['LANEWAY_TEMPORAL_UI_PORT']}"
+    preflight = httpx.options(
+        f"{codec}/decode",
+        headers={"Origin": ui_origin, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.headers.get("access-control-allow-origin") == ui_origin
+    assert httpx.post(f"{codec}/decode", json={"payloads": []}, timeout=10).status_code == 401
 
 
 def stack_check_runs_after_restart(env: dict[str, str]) -> int:

@@ -29,6 +29,7 @@ from laneway.background import Actor, PollingPolicy
 from laneway.settings import Settings
 from tests.client.conftest import REQUESTER, WORKSPACE
 from tests.conftest import TEST_API_KEY
+from tests.payload_keys import keyed_settings
 from workers.main import build_worker
 
 # Allowed to take every action on the job: a reviewer and operator of its workspace who did
@@ -88,7 +89,7 @@ def module_emulator() -> Iterator[EmulatorServer]:
 def module_settings(
     module_emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    return Settings(
+    return keyed_settings(
         task_queue=f"laneway-lifecycle-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("lifecycle") / "var",
         openai_base_url=module_emulator.base_url,

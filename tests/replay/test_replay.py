@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.payload_keys import workers_data_converter
 from workers.main import WORKFLOWS
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
@@ -52,7 +52,7 @@ MANIFEST: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    return Replayer(workflows=WORKFLOWS, data_converter=workers_data_converter())
 
 
 @pytest.mark.parametrize(("name", "workflow_id"), sorted(MANIFEST.items()))

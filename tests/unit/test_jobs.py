@@ -192,3 +192,11 @@ def test_usage_adds_up() -> None:
         input_tokens=11, cached_input_tokens=4, output_tokens=5, reasoning_tokens=1
     )
     assert total.total_tokens == 16
+
+
+def test_inline_input_text_has_a_limit_in_the_model() -> None:
+    from laneway.jobs import INLINE_TEXT_MAX_CHARS, JobInput
+
+    assert JobInput(model="m", text="x" * INLINE_TEXT_MAX_CHARS).text is not None
+    with pytest.raises(ValidationError, match=f"at most {INLINE_TEXT_MAX_CHARS} characters"):
+        JobInput(model="m", text="x" * (INLINE_TEXT_MAX_CHARS + 1))
