@@ -29,7 +29,7 @@ from laneway.settings import Settings, SettingsError, load_settings
 from store.artifacts import ArtifactStore
 from store.ledger import Ledger, upgrade_to_head
 from store.ledger.batch_records import BatchRecords
-from workers.temporal_client import connect
+from workers.temporal_client import connect, data_converter
 from workflows.background_job import BackgroundJobWorkflow
 from workflows.batch_job import BatchJobWorkflow
 from workflows.batch_shard import BatchShardWorkflow
@@ -202,6 +202,7 @@ async def run_worker(settings: Settings) -> None:
 def main() -> int:
     try:
         settings = load_settings()
+        data_converter(settings)  # no payload key: refused before anything is touched
     except SettingsError as exc:
         print(f"laneway worker: {exc}", file=sys.stderr)
         return 2

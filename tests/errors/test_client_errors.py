@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from client.jobs import (
@@ -23,6 +22,7 @@ from dev.binaries import temporal_cli
 from laneway.background import Actor
 from laneway.settings import Settings
 from tests.client.conftest import research_brief
+from tests.payload_keys import keyed_settings, workers_data_converter
 from workflows.search_attributes import ALL_KEYS
 
 UNREACHABLE = "127.0.0.1:1"
@@ -35,7 +35,7 @@ async def own_server() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server this test may stop (shutting it down twice is harmless)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
-        data_converter=pydantic_data_converter,
+        data_converter=workers_data_converter(),
         search_attributes=ALL_KEYS,
         ui=False,
         dev_server_log_level="error",
@@ -46,7 +46,7 @@ async def own_server() -> AsyncIterator[WorkflowEnvironment]:
 
 def settings_for(env: WorkflowEnvironment, tmp_path: Path) -> Settings:
     # A task queue nobody serves: jobs stay queued and Updates wait for an answer.
-    return Settings(
+    return keyed_settings(
         temporal_address=env.client.service_client.config.target_host,
         task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path,
@@ -54,7 +54,7 @@ def settings_for(env: WorkflowEnvironment, tmp_path: Path) -> Settings:
 
 
 async def test_an_unreachable_address_is_a_client_error(tmp_path: Path) -> None:
-    settings = Settings(temporal_address=UNREACHABLE, data_dir=tmp_path)
+    settings = keyed_settings(temporal_address=UNREACHABLE, data_dir=tmp_path)
     with pytest.raises(TemporalUnreachable, match=f"cannot reach Temporal at {UNREACHABLE}"):
         await LanewayClient.connect(settings)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.payload_keys import TEST_PAYLOAD_ENV
+
 LANEWAY = str(Path(sys.executable).parent / "laneway")
 BAD_TOKENS = ("LANEWAY_API_TOKENS", "{bad")
 BAD_THRESHOLDS = ("LANEWAY_BATCH_PLAN_APPROVAL_USD", '{"acme": "fifty"}')
@@ -38,7 +40,7 @@ ENTRY_POINTS = {
 
 def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`argv` with only `env` set (and PATH), in `cwd`, so no .env or var/ of ours is read."""
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **TEST_PAYLOAD_ENV}
     return subprocess.run(
         argv, cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=90
     )

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.errors.test_client_errors import own_server  # noqa: F401 (fixture)
 from tests.http.conftest import ApiProcess, bearer
+from tests.payload_keys import TEST_PAYLOAD_ENV
 
 TOKENS = {
     "tok-alice": {"actor": "alice", "workspace": "acme", "roles": []},
@@ -27,6 +28,7 @@ def api_env(env: WorkflowEnvironment, data_dir: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LANEWAY_", "OPENAI_"))}
     return {
         **inherited,
+        **TEST_PAYLOAD_ENV,
         "LANEWAY_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "LANEWAY_TASK_QUEUE": f"nobody-{uuid.uuid4().hex[:8]}",  # no worker: Updates wait
         "LANEWAY_DATA_DIR": str(data_dir),
