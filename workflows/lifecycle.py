@@ -178,7 +178,17 @@ class JobLifecycle:
     async def _end(self, end: JobEnds) -> None:
         self._ending = True
         self._set_details()
-        end = await self._before_end(end)
+        try:
+            end = await self._before_end(end)
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise
+            # Stopping provider work failed for good: the job still ends, and says so.
+            end = JobEnds(
+                end.status,
+                f"{end.reason}; could not stop the provider's work: {failure_cause(error)}",
+                end.actor,
+            )
         await self._set_status(end.status, reason=end.reason, actor=end.actor)
         self._ended = True
 
