@@ -36,14 +36,14 @@ with workflow.unsafe.imports_passed_through():
         submit_batch_shard,
         wait_for_batch_change,
     )
-    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY
+    from workflows.job_common import HEARTBEAT_TIMEOUT, PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY
     from workflows.waiting import out_of_time, poll_or_wake, signal_workflow, wait_for
 
 # The provider ends every batch within its 24h window (expired at the latest); a batch still
 # not ended after this is cancelled and ingested as it stands.
 PROVIDER_DEADLINE = timedelta(hours=26)
 INGEST_TIMEOUT = timedelta(minutes=30)
-INGEST_HEARTBEAT = timedelta(seconds=20)
+INGEST_HEARTBEAT = HEARTBEAT_TIMEOUT
 
 
 @workflow.defn
@@ -109,6 +109,7 @@ class BatchShardWorkflow:
             submit_batch_shard,
             request,
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PROVIDER_RETRY,
         )
         self._batch = batch

@@ -22,6 +22,9 @@ LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
 # product status that says why.
 LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=40)
 PROVIDER_CALL_TIMEOUT = timedelta(seconds=30)
+# Long activities heartbeat every couple of seconds: a worker that dies under one is noticed
+# within this, not at the end of its start-to-close timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),

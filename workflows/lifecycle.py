@@ -46,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
         refusal_reason,
     )
     from workflows.activity_types import close_as_canceled
-    from workflows.job_common import LEDGER_CALL_TIMEOUT, LEDGER_RETRY, AuditTrail, JobEnds
+    from workflows.job_common import (
+        HEARTBEAT_TIMEOUT,
+        LEDGER_CALL_TIMEOUT,
+        LEDGER_RETRY,
+        AuditTrail,
+        JobEnds,
+    )
     from workflows.search_attributes import (
         LANEWAY_JOB_TYPE,
         LANEWAY_LANE,
@@ -332,6 +338,7 @@ class JobLifecycle:
                 side_effect,
                 request,
                 start_to_close_timeout=start_to_close,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=SIDE_EFFECT_RETRY,
             )
         except ActivityError as error:
