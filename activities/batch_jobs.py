@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.batch_input import PlanTooLarge, plan_first_round, plan_retry_round, validate_input
 from activities.batch_results import build_results
-from activities.heartbeat import in_thread
+from activities.heartbeat import beating, in_thread
 from activities.side_effects import post_signed
 from laneway.batch import (
     BUILD_BATCH_RESULTS,
@@ -113,11 +113,12 @@ class BatchJobActivities:
             earlier = await in_thread(lambda: self.ledger.get_side_effect(job_id))
             if earlier is not None and earlier.outcome is not None:
                 return earlier.outcome  # delivered before: never twice
-        report = self.artifacts.read_bytes(request.report.report)
-        if isinstance(effect, DeliverToOutbox):
-            where = await in_thread(lambda: self._deliver(effect, job_id, request.report))
-        else:
-            where = await post_signed(self.http, effect, job_id, report)
+        async with beating():  # a worker that dies mid-delivery shows within ~30 s
+            report = self.artifacts.read_bytes(request.report.report)
+            if isinstance(effect, DeliverToOutbox):
+                where = await in_thread(lambda: self._deliver(effect, job_id, request.report))
+            else:
+                where = await post_signed(self.http, effect, job_id, report)
         await in_thread(lambda: self._record_delivery(job_id, where))
         return where
 

@@ -23,7 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.batch_input import JSONL
-from activities.heartbeat import in_thread
+from activities.heartbeat import beating, in_thread
 from activities.provider_errors import provider_call
 from laneway.batch import (
     BATCH_UNCHANGED,
@@ -200,8 +200,9 @@ class BatchProviderActivities:
                 attempt=request.shard.round,
             )
         )
-        earlier = await self._find_created(request, intent.provider_id)
-        batch = earlier or await self._create(request)
+        async with beating():  # the upload can be large: a dead worker shows within ~30 s
+            earlier = await self._find_created(request, intent.provider_id)
+            batch = earlier or await self._create(request)
         await in_thread(
             lambda: self.ledger.resolve_provider_intent(request.idempotency_key, batch.id)
         )
@@ -315,8 +316,9 @@ class BatchProviderActivities:
     async def ingest_batch_shard(self, request: IngestRequest) -> ShardOutcome:
         """Keep the batch's files and land every result line on its record."""
         batch = request.batch
-        output = await self._download(batch.output_file_id if batch else None)
-        errors = await self._download(batch.error_file_id if batch else None)
+        async with beating():  # downloads heartbeat too, against the ingest's heartbeat timeout
+            output = await self._download(batch.output_file_id if batch else None)
+            errors = await self._download(batch.error_file_id if batch else None)
         return await in_thread(lambda: self._ingest(request, output, errors))
 
     async def _download(self, file_id: str | None) -> ArtifactRef | None:

@@ -34,7 +34,8 @@ from laneway.background import (
     WaitForChangeRequest,
 )
 from laneway.jobs import JobSpec, Usage
-from laneway.pricing import UnknownModelPrice, cost, price_tier
+from laneway.pricing import UnknownModelPrice, cost, format_usd, price_tier
+from laneway.status import EventKind
 from store.artifacts import ArtifactStore
 from store.ledger.repository import Ledger
 
@@ -90,13 +91,24 @@ class ResponseActivities:
 
     @activity.defn(name=START_RESPONSE)
     async def start_background_response(self, request: StartResponseRequest) -> ResponseSnapshot:
-        """Create the response once: the intent is recorded first, the key makes retries safe."""
-        await asyncio.to_thread(
+        """Create the response once: the intent is recorded first, the key makes retries safe
+        where the provider honours it.
+
+        A retry whose earlier try is known to have created the response (the ledger resolved
+        the intent) takes that one. A retry after an uncertain try creates again: a provider
+        that ignores the key may now run two responses, and the Responses API cannot list
+        them to find the first. That possible duplicate is recorded on the job (its audit
+        trail; `store_response_result` adds its likely cost), never hidden.
+        """
+        intent = await asyncio.to_thread(
             self.ledger.record_provider_intent,
             request.job_id,
             request.idempotency_key,
             attempt=request.attempt,
         )
+        if intent.provider_id is not None:
+            return await self.get_response(intent.provider_id)
+        uncertain = activity.info().attempt > 1
         arguments = await self._create_arguments(request)
         with provider_call():
             response = await self.openai.responses.create(
@@ -105,6 +117,19 @@ class ResponseActivities:
         await asyncio.to_thread(
             self.ledger.resolve_provider_intent, request.idempotency_key, response.id
         )
+        if uncertain:
+            await asyncio.to_thread(
+                lambda: self.ledger.record_event(
+                    request.job_id,
+                    EventKind.POSSIBLE_DUPLICATE,
+                    f"{request.idempotency_key}/possible-duplicate",
+                    note=(
+                        f"{_duplicate_prefix(request.attempt)} an earlier try of this create "
+                        f"got no answer; the provider may have made a second response besides "
+                        f"{response.id}, which it cannot list, so it may be billed too"
+                    ),
+                )
+            )
         activity.logger.info(
             "background response created",
             extra={"job_id": request.job_id, "response_id": response.id},
@@ -174,7 +199,29 @@ class ResponseActivities:
                 inline_output=None if output else text,
             )
         )
+        await asyncio.to_thread(self._price_possible_duplicate, request, summary)
         return summary
+
+    def _price_possible_duplicate(
+        self, request: StoreResultRequest, summary: ResultSummary
+    ) -> None:
+        """A possible duplicate of this attempt's create gets its likely cost in the trail."""
+        prefix = _duplicate_prefix(request.attempt)
+        events = self.ledger.list_events(request.job_id)
+        if not any(
+            e.kind == EventKind.POSSIBLE_DUPLICATE and e.note.startswith(prefix) for e in events
+        ):
+            return
+        price = "an unknown amount" if summary.cost_usd is None else format_usd(summary.cost_usd)
+        self.ledger.record_event(
+            request.job_id,
+            EventKind.POSSIBLE_DUPLICATE,
+            f"{request.job_id}/attempt-{request.attempt}/possible-duplicate-cost",
+            note=(
+                f"{prefix} the possible duplicate of {request.response_id} would cost about "
+                f"{price} (the same request), on top of this attempt's cost"
+            ),
+        )
 
     async def _create_arguments(self, request: StartResponseRequest) -> dict[str, Any]:
         spec: JobSpec = request.spec
@@ -196,3 +243,7 @@ class ResponseActivities:
         if job_input.service_tier == "flex":
             arguments["service_tier"] = "flex"
         return arguments
+
+
+def _duplicate_prefix(attempt: int) -> str:
+    return f"attempt {attempt}:"

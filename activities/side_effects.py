@@ -23,6 +23,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import beating
 from laneway.background import RUN_SIDE_EFFECT, SideEffectRequest
 from laneway.jobs import DeliverToOutbox, PostWebhook
 from laneway.pricing import plain_usd
@@ -85,11 +86,12 @@ class SideEffectActivities:
             earlier = await asyncio.to_thread(self.ledger.get_side_effect, job_id)
             if earlier is not None and earlier.outcome is not None:
                 return earlier.outcome  # delivered before: never twice
-        body = await asyncio.to_thread(self._delivery_body, request)
-        if isinstance(effect, DeliverToOutbox):
-            where = await asyncio.to_thread(self._deliver_to_outbox, effect, job_id, body)
-        else:
-            where = await self._post(effect, job_id, body)
+        async with beating():  # a worker that dies mid-delivery shows within ~30 s
+            body = await asyncio.to_thread(self._delivery_body, request)
+            if isinstance(effect, DeliverToOutbox):
+                where = await asyncio.to_thread(self._deliver_to_outbox, effect, job_id, body)
+            else:
+                where = await self._post(effect, job_id, body)
         await asyncio.to_thread(self._record_delivery, job_id, where)
         activity.logger.info("side effect ran", extra={"job_id": job_id, "where": where})
         return where

@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=None, help="emulated s per real s")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-format", choices=("console", "json"), default="console")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="ignore Idempotency-Key, as a provider that promises nothing would",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_format, args.log_level)
     config = EmulatorConfig() if args.speed is None else EmulatorConfig(speed=args.speed)
+    if args.strict:
+        config = config.model_copy(update={"strict": True})
     structlog.get_logger().info(
         "emulator listening",
         base_url=f"http://{args.host}:{args.port}/v1",
         control=f"http://{args.host}:{args.port}/_emulator",
         speed=config.speed,
+        strict=config.strict,
     )
     app = create_app(config)
     _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)).run()

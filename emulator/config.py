@@ -51,4 +51,12 @@ class EmulatorConfig(BaseSettings):
     webhook_delay_seconds: float = Field(default=1.0, ge=0, description="real seconds, mode delay")
     webhook_attempts: int = Field(default=3, ge=1)
 
+    strict: bool = Field(
+        default=False,
+        description=(
+            "ignore Idempotency-Key on every create, as a provider that promises nothing "
+            "would: a repeated create makes a second object"
+        ),
+    )
+
     faults: list[FaultRule] = Field(default_factory=list)

@@ -30,7 +30,7 @@ class Emulator:
         self.config = config
         self.clock = EmulatedClock(config.speed)
         self._temp_dir = None if config.data_dir else Path(tempfile.mkdtemp(prefix="emulator-"))
-        self.store = Store(config.data_dir or self._temp_dir or Path("."))
+        self.store = Store(config.data_dir or self._temp_dir or Path("."), strict=config.strict)
         self.faults = FaultBook(config.faults)
         self.batches = BatchEngine(self.store, config, self.faults)
         self.responses = ResponseEngine(self.store, config, self.faults)

@@ -54,8 +54,9 @@ class StoredFile:
 
 
 class Store:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, strict: bool = False) -> None:
         self.lock = threading.RLock()
+        self.strict = strict  # Idempotency-Key ignored: every create makes a new object
         self.data_dir = data_dir
         self.files_dir = data_dir / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ class Store:
 
     def replay(self, route: str, key: str | None) -> str | None:
         """The id created earlier under this idempotency key on this route, if any."""
-        if not key:
+        if not key or self.strict:
             return None
         with self.lock:
             return self._idempotency.get((route, key))
@@ -121,7 +122,7 @@ class Store:
 
     def remember(self, route: str, key: str | None, object_id: str) -> str:
         """Record `object_id` under the key; returns the id that owns the key (first wins)."""
-        if not key:
+        if not key or self.strict:
             return object_id
         with self.lock:
             return self._idempotency.setdefault((route, key), object_id)

@@ -10,6 +10,7 @@ per-record states in the ledger.
 
 from __future__ import annotations
 
+import re
 import string
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -117,7 +118,7 @@ class RequestTemplate(BaseModel):
             parsed = list(string.Formatter().parse(self.prompt_template))
         except ValueError as error:
             raise ValueError(f"template.prompt_template is malformed: {error}") from None
-        for _text, name, _spec, _conversion in parsed:
+        for _text, name, spec, conversion in parsed:
             if name is None:
                 continue
             if not name or name.isdigit():
@@ -125,8 +126,44 @@ class RequestTemplate(BaseModel):
                     "template.prompt_template placeholders name record fields, e.g. {title}; "
                     "write {{ and }} for literal braces"
                 )
+            _check_format_spec(name, spec, conversion)
             fields.append(name)
         return fields
+
+
+# A placeholder's format spec: fill/align, sign, width, grouping, precision, type, and
+# nothing nested. Width and precision are bounded, so a template cannot ask a worker for
+# gigabytes of padding (`{title:>400000000}`).
+MAX_FORMAT_WIDTH: Final = 1_000
+MAX_FORMAT_PRECISION: Final = 100
+_FORMAT_SPEC = re.compile(
+    r"(?:[^{}]?[<>=^])?[+\- ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?"
+)
+
+
+def _check_format_spec(name: str, spec: str | None, conversion: str | None) -> None:
+    """Refuse a placeholder's format spec that is nested, unknown or unbounded."""
+    if conversion not in (None, "r", "s", "a"):
+        raise ValueError(
+            f"template.prompt_template placeholder {{{name}}} has an unknown conversion "
+            f"!{conversion}; use !r, !s or !a"
+        )
+    if not spec:
+        return
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None:
+        raise ValueError(
+            f"template.prompt_template placeholder {{{name}:{spec}}} has a format spec that is "
+            "not allowed: use a plain {field} or a simple spec such as {score:.1f} or {name:<20}"
+        )
+    width = int(match["width"] or 0)
+    precision = int(match["precision"] or 0)
+    if width > MAX_FORMAT_WIDTH or precision > MAX_FORMAT_PRECISION:
+        raise ValueError(
+            f"template.prompt_template placeholder {{{name}:{spec}}} asks for a width or "
+            f"precision above the limit (width {MAX_FORMAT_WIDTH}, precision "
+            f"{MAX_FORMAT_PRECISION})"
+        )
 
 
 class ShardLimits(BaseModel):

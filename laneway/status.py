@@ -57,6 +57,9 @@ class EventKind(StrEnum):
     SIDE_EFFECT_RAN = "side_effect_ran"
     SIDE_EFFECT_FAILED = "side_effect_failed"
     NOTE = "note"
+    # A create retried after an uncertain try, at a provider that cannot find the first one
+    # again (Responses has no list): a second object may exist, and it may be billed.
+    POSSIBLE_DUPLICATE = "possible_duplicate"
 
 
 # Provider status values, from the OpenAI contract (Response.status and Batch.status).

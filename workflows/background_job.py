@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from laneway.background import (
@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         wait_for_response_change,
     )
     from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY, JobEnds
-    from workflows.lifecycle import JobLifecycle
+    from workflows.lifecycle import JobLifecycle, failure_cause
     from workflows.search_attributes import LANEWAY_PROVIDER_IDS
     from workflows.waiting import out_of_time, poll_or_wake
 
@@ -71,6 +71,7 @@ class BackgroundJobWorkflow(JobLifecycle):
         self._response: ResponseSnapshot | None = None
         self._result: ResultSummary | None = None
         self._provider_event_pending = False
+        self._cancel_failed = False
 
     @workflow.run
     async def run(self, job: BackgroundJobInput) -> JobOutcome:
@@ -115,12 +116,10 @@ class BackgroundJobWorkflow(JobLifecycle):
         try:
             snapshot = await self._follow(snapshot, deadline)
         except _ProviderDeadlinePassed:
-            await self._cancel_provider()
-            raise JobEnds(
-                ProductStatus.EXPIRED,
-                "the provider did not finish within "
-                + describe_duration(self._job.spec.provider_deadline),
-            ) from None
+            reason = "the provider did not finish within " + describe_duration(
+                self._job.spec.provider_deadline
+            )
+            raise JobEnds(ProductStatus.EXPIRED, reason + await self._stop_provider()) from None
         if snapshot.status in ("completed", "incomplete"):
             self._result = await self._store_result(snapshot)
         return snapshot
@@ -131,14 +130,14 @@ class BackgroundJobWorkflow(JobLifecycle):
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 raise _ProviderDeadlinePassed
-            changed = await self._next_change(snapshot, remaining)
+            changed = await self._next_change(snapshot, remaining, deadline)
             if changed.status != snapshot.status:
                 await self._on_provider_change(changed)
             snapshot = changed
         return snapshot
 
     async def _next_change(
-        self, snapshot: ResponseSnapshot, remaining: timedelta
+        self, snapshot: ResponseSnapshot, remaining: timedelta, deadline: datetime
     ) -> ResponseSnapshot:
         """The poll's answer, or a fresh look when a provider event or a cancel woke the job."""
         try:
@@ -150,7 +149,9 @@ class BackgroundJobWorkflow(JobLifecycle):
                 woken=lambda: self._provider_event_pending or self._cancel_request is not None,
             )
         except ActivityError as error:
-            if out_of_time(error, RESPONSE_UNCHANGED):
+            # The poll gave up at the deadline, whatever its last attempt met (a 5xx too):
+            # the job expires, it does not fail behind an open status.
+            if out_of_time(error, RESPONSE_UNCHANGED) or workflow.now() >= deadline:
                 raise _ProviderDeadlinePassed from error
             raise
         if changed is not None:
@@ -160,8 +161,23 @@ class BackgroundJobWorkflow(JobLifecycle):
         return await self._call_provider(get_response, snapshot.response_id)
 
     async def _before_end(self, end: JobEnds) -> JobEnds:
-        await self._cancel_provider()  # whatever ended the job, the provider stops working
-        return end
+        # Whatever ended the job, the provider stops working; if it cannot be told, the
+        # job still ends and its reason says so.
+        problem = await self._stop_provider()
+        return JobEnds(end.status, end.reason + problem, end.actor) if problem else end
+
+    async def _stop_provider(self) -> str:
+        """Cancel the response still running; what went wrong, as a reason's tail, or ""."""
+        if self._cancel_failed:
+            return ""  # already said, in the reason that ends the job
+        try:
+            await self._cancel_provider()
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise
+            self._cancel_failed = True
+            return f"; could not cancel the provider response: {failure_cause(error)}"
+        return ""
 
     # ---- provider and ledger calls ----------------------------------------------------------
 

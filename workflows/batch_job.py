@@ -88,6 +88,7 @@ class BatchJobWorkflow(JobLifecycle):
         self._report: BatchReport | None = None
         self._shard_of_batch: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[ShardOutcome]] = {}
+        self._stuck: dict[str, str] = {}  # shard workflow id -> how long its batch is stuck
         self._last_round_statuses: list[str] = []
         self._batch_failures: list[str] = []
         self._unexpected_lines = 0
@@ -412,6 +413,18 @@ class BatchJobWorkflow(JobLifecycle):
                 [LANEWAY_PROVIDER_IDS.value_set(list(self._provider_ids))]
             )
 
+    @workflow.signal
+    def shard_stuck(self, child_id: str, text: str) -> None:
+        """A shard's batch has sat in one status for long (text), or moved on ("")."""
+        if text:
+            self._stuck[child_id] = text
+        else:
+            self._stuck.pop(child_id, None)
+        self._set_details()
+
+    def _stuck_texts(self) -> list[str]:
+        return [text for child, text in self._stuck.items() if child in self._running]
+
     # ---- small decisions -----------------------------------------------------------------------
 
     def _expired_only(self) -> bool:
@@ -469,7 +482,7 @@ class BatchJobWorkflow(JobLifecycle):
         self._set_details()
 
     def _detail_parts(self) -> list[str]:
-        parts = [self._progress_text()]
+        parts = [self._progress_text(), *self._stuck_texts()]
         if self._running:
             parts.append(f"{len(self._running)} shards in flight")
         if self._estimate is not None and self._estimate.cost_batch_usd is not None:
@@ -479,8 +492,12 @@ class BatchJobWorkflow(JobLifecycle):
         return parts
 
     def _view(self) -> BatchProgress:
+        fields = self._view_fields()
+        stuck = self._stuck_texts()
+        if stuck and fields["reason"] is None:
+            fields["reason"] = "; ".join(stuck)
         return BatchProgress(
-            **self._view_fields(),
+            **fields,
             round=self._round,
             records=self._counts,
             quarantined=self._quarantined,

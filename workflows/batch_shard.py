@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from laneway.background import describe_duration
     from laneway.batch import (
         BATCH_UNCHANGED,
         TOKEN_LIMIT_EXCEEDED,
@@ -36,14 +37,20 @@ with workflow.unsafe.imports_passed_through():
         submit_batch_shard,
         wait_for_batch_change,
     )
-    from workflows.job_common import PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY
+    from workflows.job_common import HEARTBEAT_TIMEOUT, PROVIDER_CALL_TIMEOUT, PROVIDER_RETRY
     from workflows.waiting import out_of_time, poll_or_wake, signal_workflow, wait_for
 
 # The provider ends every batch within its 24h window (expired at the latest); a batch still
 # not ended after this is cancelled and ingested as it stands.
 PROVIDER_DEADLINE = timedelta(hours=26)
 INGEST_TIMEOUT = timedelta(minutes=30)
-INGEST_HEARTBEAT = timedelta(seconds=20)
+INGEST_HEARTBEAT = HEARTBEAT_TIMEOUT
+# A batch that sits in one of these statuses for an hour or more is stuck: the shard says
+# for how long and since when (its details, and its job's reason), looking again after 1h,
+# 4h, 16h, ... in that status, so a day stuck adds a few events, not one per poll.
+STUCK_STATUSES = ("validating", "finalizing", "cancelling")
+STUCK_AFTER = timedelta(hours=1)
+STUCK_CHECK_PATCH = "stuck-batch-says-since-when"
 
 
 @workflow.defn
@@ -56,6 +63,8 @@ class BatchShardWorkflow:
         self._batch: BatchSnapshot | None = None
         self._batch_ids: list[str] = []
         self._cancel_sent = False
+        self._status_since: datetime | None = None  # when the batch's status last changed
+        self._stuck: str | None = None
 
     @workflow.run
     async def run(self, job: ShardJob) -> ShardOutcome:
@@ -109,9 +118,11 @@ class BatchShardWorkflow:
             submit_batch_shard,
             request,
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=PROVIDER_RETRY,
         )
         self._batch = batch
+        self._status_since = workflow.now()
         self._batch_ids.append(batch.batch_id)
         self._show()
         await self._tell_parent(batch.batch_id)
@@ -130,15 +141,21 @@ class BatchShardWorkflow:
                 self._cancel_sent = True
                 batch = await self._provider(cancel_batch, batch.batch_id)
                 continue
-            batch = await self._next_change(batch)
+            changed = await self._next_change(batch)
+            if changed.status != batch.status:
+                self._status_since = workflow.now()
+                if self._stuck is not None:
+                    self._stuck = None
+                    await self._tell_parent_stuck("")
+            batch = changed
             self._batch = batch
             self._show()
         return batch
 
     async def _next_change(self, batch: BatchSnapshot) -> BatchSnapshot:
         """The poll's answer, or a fresh look when a provider event or a stop woke the shard."""
-        try:
-            changed = await poll_or_wake(
+        polling = asyncio.create_task(
+            poll_or_wake(
                 wait_for_batch_change,
                 WaitForBatchRequest(batch_id=batch.batch_id, last_status=batch.status),
                 polling=self._job.polling,
@@ -148,6 +165,11 @@ class BatchShardWorkflow:
                     or (self._stop_reason is not None and not self._cancel_sent)
                 ),
             )
+        )
+        if batch.status in STUCK_STATUSES and workflow.patched(STUCK_CHECK_PATCH):
+            await self._say_when_stuck(batch, polling)
+        try:
+            changed = await polling
         except ActivityError as error:
             if not out_of_time(error, BATCH_UNCHANGED):
                 raise
@@ -158,6 +180,34 @@ class BatchShardWorkflow:
             return changed
         self._provider_event_pending = False
         return await self._provider(get_batch, batch.batch_id)
+
+    async def _say_when_stuck(
+        self, batch: BatchSnapshot, polling: asyncio.Task[BatchSnapshot | None]
+    ) -> None:
+        """While the poll waits, say how long the batch has sat in its status, and since when."""
+        since = self._status_since or workflow.now()
+        while not polling.done():
+            elapsed = workflow.now() - since
+            mark = STUCK_AFTER
+            while mark <= elapsed:
+                mark *= 4
+            await workflow.wait([polling], timeout=(mark - elapsed).total_seconds())
+            if polling.done():
+                return
+            elapsed = workflow.now() - since
+            self._stuck = (
+                f"provider batch {batch.batch_id} has been {batch.status} for "
+                f"{describe_duration(elapsed)}, since {since:%Y-%m-%d %H:%M} UTC"
+            )
+            self._show()
+            await self._tell_parent_stuck(self._stuck)
+
+    async def _tell_parent_stuck(self, text: str) -> None:
+        parent = workflow.info().parent
+        if parent is not None:
+            await signal_workflow(
+                parent.workflow_id, "shard_stuck", workflow.info().workflow_id, text
+            )
 
     async def _provider(
         self, call: Callable[[str], Awaitable[BatchSnapshot]], batch_id: str
@@ -217,6 +267,8 @@ class BatchShardWorkflow:
                 f"{batch.completed}/{batch.total or job.shard.requests} done",
                 f"{batch.failed} failed",
             ]
+        if self._stuck:
+            parts.append(self._stuck)
         if self._stop_reason:
             parts.append(f"stopping: {self._stop_reason}")
         workflow.set_current_details(

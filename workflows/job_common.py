@@ -17,11 +17,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_types import record_job_status
 
 LEDGER_CALL_TIMEOUT = timedelta(seconds=30)
-LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# Every retry policy ends: the ledger is retried for about 18 minutes (an outage or a
+# restart), the provider for about 19 (a storm); then the call fails and the job ends in a
+# product status that says why.
+LEDGER_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=40)
 PROVIDER_CALL_TIMEOUT = timedelta(seconds=30)
+# Long activities heartbeat every couple of seconds: a worker that dies under one is noticed
+# within this, not at the end of its start-to-close timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
+    maximum_attempts=25,
     non_retryable_error_types=[PROVIDER_REJECTED],
 )
 

@@ -46,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
         refusal_reason,
     )
     from workflows.activity_types import close_as_canceled
-    from workflows.job_common import LEDGER_CALL_TIMEOUT, LEDGER_RETRY, AuditTrail, JobEnds
+    from workflows.job_common import (
+        HEARTBEAT_TIMEOUT,
+        LEDGER_CALL_TIMEOUT,
+        LEDGER_RETRY,
+        AuditTrail,
+        JobEnds,
+    )
     from workflows.search_attributes import (
         LANEWAY_JOB_TYPE,
         LANEWAY_LANE,
@@ -178,7 +184,17 @@ class JobLifecycle:
     async def _end(self, end: JobEnds) -> None:
         self._ending = True
         self._set_details()
-        end = await self._before_end(end)
+        try:
+            end = await self._before_end(end)
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise
+            # Stopping provider work failed for good: the job still ends, and says so.
+            end = JobEnds(
+                end.status,
+                f"{end.reason}; could not stop the provider's work: {failure_cause(error)}",
+                end.actor,
+            )
         await self._set_status(end.status, reason=end.reason, actor=end.actor)
         self._ended = True
 
@@ -322,6 +338,7 @@ class JobLifecycle:
                 side_effect,
                 request,
                 start_to_close_timeout=start_to_close,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=SIDE_EFFECT_RETRY,
             )
         except ActivityError as error:

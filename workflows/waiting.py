@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    TimeoutError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from laneway.background import PROVIDER_REJECTED, PollingPolicy
@@ -71,11 +77,13 @@ async def poll_or_wake(
 
 
 def out_of_time(error: ActivityError, unchanged_type: str) -> bool:
-    """The poll gave up at its deadline: the timeout itself, or a last "still unchanged"
-    attempt whose next retry would fall after the deadline."""
+    """The poll gave up at its deadline: the timeout itself, or a last attempt ("still
+    unchanged", or a 5xx the provider answered) whose next retry would fall after it."""
     cause = error.cause
-    return isinstance(cause, TimeoutError) or (
-        isinstance(cause, ApplicationError) and cause.type == unchanged_type
+    return (
+        isinstance(cause, TimeoutError)
+        or error.retry_state == RetryState.TIMEOUT
+        or (isinstance(cause, ApplicationError) and cause.type == unchanged_type)
     )
 
 

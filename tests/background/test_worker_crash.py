@@ -40,10 +40,11 @@ POLLING = PollingPolicy(
 )
 
 
-@pytest.fixture
-def emulator_config() -> EmulatorConfig:
+@pytest.fixture(params=[False, True], ids=["key-honoured", "strict"])
+def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
     # A response runs for a minute of real time, unless the test moves the emulated clock.
-    return EmulatorConfig(speed=600.0, response_in_progress_seconds=36_000)
+    # Strict: the emulator ignores Idempotency-Key, as a provider that promises nothing would.
+    return EmulatorConfig(speed=600.0, response_in_progress_seconds=36_000, strict=request.param)
 
 
 def request_count(emulator: EmulatorServer, route: str) -> int:
@@ -130,7 +131,7 @@ async def test_sigkill_while_polling_then_restart(
     assert second.stop() == 0, "the restarted worker did not stop cleanly on SIGTERM"
 
 
-async def test_sigkill_during_create_then_restart_creates_nothing_twice(
+async def test_sigkill_during_create_then_restart_creates_nothing_twice_or_says_so(
     dev_server_env: WorkflowEnvironment,
     settings: Settings,
     emulator: EmulatorServer,
@@ -139,9 +140,12 @@ async def test_sigkill_during_create_then_restart_creates_nothing_twice(
 ) -> None:
     """The worker dies with its create on the wire; the provider creates the response anyway.
 
-    The restarted worker retries the create (once the dead attempt's 30 s timeout passes) and,
-    thanks to the idempotency key, gets the same response back instead of a second one.
+    The restarted worker retries the create (once the dead attempt's 30 s timeout passes).
+    Where the provider honours the idempotency key it gets the same response back; where it
+    does not (strict), a second response exists, which the Responses API cannot list: the
+    job records the possible duplicate and its likely cost in its audit trail.
     """
+    strict = emulator.config.strict
     client = dev_server_env.client
     job = make_job("Crash test: an uncertain create.").model_copy(update={"polling": POLLING})
     held = emulator.control.add_fault(
@@ -173,19 +177,28 @@ async def test_sigkill_during_create_then_restart_creates_nothing_twice(
     # The dead attempt times out after 30 s; the new worker then sends the create again.
     await wait_for(lambda: request_count(emulator, CREATE_ROUTE) >= 2, "the retried create", 50)
     stats = emulator.control.stats()
-    assert stats["counts"]["responses"] == 1, f"a second response was created: {stats['ids']}"
-    response_id = stats["ids"]["responses"][0]
+    made = 2 if strict else 1
+    assert stats["counts"]["responses"] == made, f"responses created: {stats['ids']}"
+    response_id = stats["ids"]["responses"][-1]
+    if strict:
+        emulator.control.advance_clock(40_000)  # the second response runs from now
     outcome = await asyncio.wait_for(job_outcome(handle), timeout=20)
 
     assert outcome.status == ProductStatus.COMPLETED, outcome.reason
     assert outcome.attempts == 1
     stats = emulator.control.stats()
-    assert stats["counts"]["responses"] == 1, stats
+    assert stats["counts"]["responses"] == made, stats
     assert stats["requests"][CREATE_ROUTE] == 2, "the create should have been retried once"
     intent = ledger.get_provider_intent(intent_key)
     assert intent is not None and intent.provider_id == response_id
     record = ledger.get_job(job.job_id)
     assert record is not None and record.provider_ids == [response_id]
+    # The retried create is recorded as a possible duplicate, with its likely cost, in both
+    # modes: Laneway cannot tell whether the provider honoured the key.
+    duplicates = [e.note for e in ledger.list_events(job.job_id) if e.kind == "possible_duplicate"]
+    assert len(duplicates) == 2, duplicates
+    assert response_id in duplicates[0] and "cannot list" in duplicates[0]
+    assert "would cost about $" in duplicates[1]
     assert ledger.get_result(job.job_id, 1) is not None
     assert ledger.get_result(job.job_id, 2) is None
     assert outcome.result is not None and outcome.result.output_chars > 0

@@ -546,10 +546,22 @@ def test_a_template_with_ready_requests_is_refused() -> None:
         ({"prompt_template": "Classify {0}"}, "write {{ and }} for literal braces"),
         ({"prompt_template": "Classify {title"}, "template.prompt_template is malformed"),
         ({"prompt_template": "Classify title}"}, "template.prompt_template is malformed"),
+        ({"prompt_template": "Classify {title:>400000000}"}, "above the limit (width 1000"),
+        ({"prompt_template": "Classify {title:.999999f}"}, "above the limit"),
+        ({"prompt_template": "Classify {title:{width}}"}, "format spec that is not allowed"),
+        ({"prompt_template": "Classify {title:>10000000000000000000000}"}, "above the limit"),
+        ({"prompt_template": "Classify {title!x}"}, "unknown conversion !x"),
     ],
 )
 def test_a_bad_template_says_how_to_write_it(fields: dict[str, Any], words: str) -> None:
     assert words in _template_error(**fields)
+
+
+@pytest.mark.parametrize(
+    "template", ["{title:>20}", "{score:.1f}", "{n:,}", "{title!r}", "{x:*^30s}"]
+)
+def test_small_bounded_format_specs_are_accepted(template: str) -> None:
+    RequestTemplate(endpoint="/v1/responses", model=MODEL, prompt_template=template)
 
 
 def test_a_side_effect_needs_a_required_review() -> None:

@@ -44,11 +44,12 @@ POLL_ROUTE = "GET /v1/batches/{id}"
 CONTENT_ROUTE = "GET /v1/files/{id}/content"
 
 
-@pytest.fixture
-def emulator_config() -> EmulatorConfig:
+@pytest.fixture(params=[False, True], ids=["key-honoured", "strict"])
+def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
     # A 1,000-request batch runs for ~50 s of real time, and 50,000 requests for hours,
     # unless the test moves the emulated clock (within the 24 h completion window).
-    return EmulatorConfig(speed=20.0, batch_seconds_per_request=1.0)
+    # Strict: the emulator ignores Idempotency-Key, as a provider that promises nothing would.
+    return EmulatorConfig(speed=20.0, batch_seconds_per_request=1.0, strict=request.param)
 
 
 def _job(settings: Settings, tmp_path: Path, count: int, per_shard: int) -> BatchJobInput:

@@ -78,3 +78,44 @@ def test_replay_returns_the_current_state(frozen: EmulatorServer, client: OpenAI
         model="gpt-4o-mini", input="x", background=True, extra_headers=_key("r-9")
     )
     assert first.status == "queued" and again.id == first.id and again.status == "completed"
+
+
+def test_strict_mode_ignores_the_key_as_a_provider_that_promises_nothing(
+    start_emulator: StartEmulator,
+) -> None:
+    server = start_emulator(strict=True)
+    client = sdk(server)
+    data = jsonl([chat_line(0)])
+    files = [
+        client.files.create(
+            file=("in.jsonl", io.BytesIO(data)), purpose="batch", extra_headers=_key("f-1")
+        )
+        for _ in range(2)
+    ]
+    batches = [
+        client.batches.create(
+            input_file_id=files[0].id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            extra_headers=_key("b-1"),
+        )
+        for _ in range(2)
+    ]
+    responses = [
+        client.responses.create(
+            model="gpt-4o-mini", input="x", background=True, extra_headers=_key("r-1")
+        )
+        for _ in range(2)
+    ]
+    assert files[0].id != files[1].id
+    assert batches[0].id != batches[1].id
+    assert responses[0].id != responses[1].id
+    counts = server.control.stats()["counts"]
+    assert (counts["files"], counts["batches"], counts["responses"]) == (2, 2, 2)
+
+
+def test_the_cli_takes_strict() -> None:
+    from emulator.__main__ import parse_args
+
+    assert parse_args(["--strict"]).strict is True
+    assert parse_args([]).strict is False
