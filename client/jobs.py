@@ -92,6 +92,8 @@ _END_TYPES: dict[Lane, type[JobOutcome] | type[BatchOutcome]] = {
     Lane.BACKGROUND: JobOutcome,
     Lane.BATCH: BatchOutcome,
 }
+NOT_READY_RETRIES = 5  # an action that meets a job closing is tried again this many times
+NOT_READY_PAUSE = 0.2  # seconds
 PROVIDER_EVENT = "provider_event"  # the signal both job workflows take from webhooks
 _WORKFLOW_LANES = {"BackgroundJobWorkflow": Lane.BACKGROUND, "BatchJobWorkflow": Lane.BATCH}
 
@@ -488,13 +490,28 @@ class LanewayClient:
             return await self._act_on_ended(job_id, Action(name), actor, note)
         request = ControlRequest(actor=actor, note=note)
         result_type = _STATE_TYPES[lane]
-        state = await self._call(
-            job_id,
-            lambda job: job.execute_update(name, request, result_type=result_type),
-            sent=f"the {name} of job {job_id}",
-        )
-        assert isinstance(state, JobView | BatchProgress)
-        return state
+        for attempt in range(NOT_READY_RETRIES + 1):
+            try:
+                state = await self._call(
+                    job_id,
+                    lambda job: job.execute_update(name, request, result_type=result_type),
+                    sent=f"the {name} of job {job_id}",
+                )
+            except JobActionForbidden:
+                raise
+            except (JobActionRefused, TemporalRefused) as refused:
+                # The job may have closed while the action was on its way (Temporal then
+                # refuses the update as "not ready" while the job's last task settles):
+                # answer as for an ended job, so a refusal reads the same however it raced.
+                if not await self._is_open(job_id):
+                    return await self._act_on_ended(job_id, Action(name), actor, note)
+                if isinstance(refused, JobActionRefused) or attempt == NOT_READY_RETRIES:
+                    raise
+                await asyncio.sleep(NOT_READY_PAUSE)
+                continue
+            assert isinstance(state, JobView | BatchProgress)
+            return state
+        raise AssertionError("unreachable")
 
     async def _is_open(self, job_id: str) -> bool:
         handle = self.temporal.get_workflow_handle(job_id)
@@ -716,7 +733,7 @@ class LanewayClient:
         except WorkflowUpdateFailedError as error:
             # The validator's own sentence, e.g. "alice requested this job and cannot approve it".
             cause = error.cause
-            message = _said(cause)
+            message = _said(cause).replace("the job ", f"job {job_id} ", 1)
             if isinstance(cause, ApplicationError) and cause.type == ACTION_FORBIDDEN:
                 raise JobActionForbidden(message) from error
             raise JobActionRefused(message) from error

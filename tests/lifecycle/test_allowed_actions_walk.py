@@ -354,7 +354,7 @@ STATES = [
         background_escalated,
         (A.APPROVE, A.REJECT, A.CANCEL),
         ProductStatus.NEEDS_REVIEW,
-        refusal_words={A.ESCALATE: "the job is already escalated"},
+        refusal_words={A.ESCALATE: "is already escalated"},
     ),
     State(
         Lane.BACKGROUND,
