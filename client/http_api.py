@@ -47,7 +47,15 @@ from client.jobs import (
 from client.webhooks import WebhookReceiver
 from laneway.background import Actor
 from laneway.batch import BatchJobSpec
-from laneway.jobs import JOB_TYPE_PATTERN, JobInput, JobSpec, ReviewPolicy, SideEffect
+from laneway.jobs import (
+    JOB_ID_PATTERN,
+    JOB_TYPE_PATTERN,
+    JobInput,
+    JobSpec,
+    ReviewPolicy,
+    SideEffect,
+    job_id_problem,
+)
 from laneway.lifecycle import JobState
 from laneway.logging_setup import configure_logging
 from laneway.problems import problem_location, problem_message
@@ -74,9 +82,10 @@ class BackgroundSubmission(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     job_id: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        description="your own id makes the submission safe to repeat",
+        pattern=JOB_ID_PATTERN,
+        description=(
+            "your own id makes the submission safe to repeat: 1-128 letters, digits, . _ -"
+        ),
     )
 
 
@@ -220,8 +229,10 @@ def _add_job_routes(app: FastAPI) -> None:
         """Start a batch job over an uploaded JSONL file (Files + Batch API, batch price)."""
         fields = _json_object(spec, "spec")
         job_id = fields.pop("job_id", None)
-        if job_id is not None and (not isinstance(job_id, str) or not 0 < len(job_id) <= 200):
-            raise HTTPException(422, "spec.job_id must be a string of 1 to 200 characters")
+        if job_id is not None and not isinstance(job_id, str):
+            raise HTTPException(422, "spec.job_id must be a string")
+        if job_id is not None and (problem := job_id_problem(job_id)) is not None:
+            raise HTTPException(422, f"spec.job_id: {problem}")
         ref = await asyncio.to_thread(client.store_batch_input, file.file)
         batch = BatchJobSpec.model_validate(
             {**fields, "input": ref, "workspace": actor.workspace, "requested_by": actor.id}
