@@ -48,8 +48,8 @@ from client.webhooks import WebhookReceiver
 from laneway.background import Actor
 from laneway.batch import BatchJobSpec
 from laneway.jobs import (
-    JOB_ID_PATTERN,
     JOB_TYPE_PATTERN,
+    JobId,
     JobInput,
     JobSpec,
     ReviewPolicy,
@@ -80,9 +80,8 @@ class BackgroundSubmission(BaseModel):
     provider_deadline: timedelta | None = None
     review_deadline: timedelta | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-    job_id: str | None = Field(
+    job_id: JobId | None = Field(
         default=None,
-        pattern=JOB_ID_PATTERN,
         description=(
             "your own id makes the submission safe to repeat: 1-128 letters, digits, . _ -"
         ),

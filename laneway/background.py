@@ -11,7 +11,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, Field
 
-from laneway.jobs import JOB_ID_PATTERN, RECORDED, ArtifactRef, JobSpec, Usage
+from laneway.jobs import RECORDED, ArtifactRef, JobId, JobSpec, Usage
 from laneway.pricing import Usd
 from laneway.status import JobFacts, ProductStatus
 
@@ -74,7 +74,7 @@ class PollingPolicy(BaseModel):
 
 
 class BackgroundJobInput(BaseModel):
-    job_id: str = Field(pattern=JOB_ID_PATTERN, description="letters, digits, . _ -; no '/'")
+    job_id: JobId
     spec: Annotated[JobSpec, RECORDED]
     polling: PollingPolicy = PollingPolicy()
     failed_hold: timedelta = Field(

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from laneway.background import PollingPolicy
 from laneway.jobs import (
-    JOB_ID_PATTERN,
     JOB_TYPE_PATTERN,
     RECORDED,
     ArtifactRef,
+    JobId,
     ReviewExpiryAction,
     ReviewPolicy,
     SideEffect,
@@ -195,7 +195,7 @@ class BatchJobSpec(BaseModel):
 
 
 class BatchJobInput(BaseModel):
-    job_id: str = Field(pattern=JOB_ID_PATTERN, description="letters, digits, . _ -; no '/'")
+    job_id: JobId
     spec: Annotated[BatchJobSpec, RECORDED]
     resume: BatchResume | None = Field(
         default=None, description="set by the job itself when it continues as a new run"

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -75,6 +76,10 @@ def check_job_id(job_id: str) -> str:
     if problem is not None:
         raise ValueError(problem)
     return job_id
+
+
+# A job id as every model that takes one checks it, with a message that says what is allowed.
+JobId = Annotated[str, AfterValidator(check_job_id)]
 
 
 def outbox_path_problem(path: str) -> str | None:
