@@ -54,26 +54,46 @@ async def approve_and_wait(handle: WorkflowHandle[Any, Any]) -> JobOutcome:
     return await job_outcome(handle)
 
 
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_receiver() -> Callable[..., int]:
+    """The receiver-side check exactly as the README shows it."""
+    text = README.read_text()
+    block = next(b for b in text.split("```python\n")[1:] if "def receive(" in b)
+    namespace: dict[str, Any] = {}
+    exec(block.split("```", 1)[0], namespace)  # our own README, as a reader copies it
+    receive: Callable[..., int] = namespace["receive"]
+    return receive
+
+
 class DedupingReceiver:
-    """A receiver as the docs show it: it takes each Idempotency-Key once.
+    """A receiver that checks deliveries with the README's `receive`.
 
     The first delivery is taken in and then answered 503, as if the answer were lost (a
     worker killed mid-POST looks the same to the receiver): Laneway delivers again."""
 
     def __init__(self) -> None:
         self.requests: list[str] = []
-        self.taken: dict[str, bytes] = {}
+        self.answers: list[int] = []
+        self.acted_on: list[bytes] = []
+        seen: set[str] = set()
+        receive = readme_receiver()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                key = self.headers[IDEMPOTENCY_HEADER]
-                receiver.requests.append(key)
-                if key not in receiver.taken:  # the receiver-side check
-                    receiver.taken[key] = body
-                answer = 503 if len(receiver.requests) == 1 else 200
-                self.send_response(answer)
+                receiver.requests.append(self.headers[IDEMPOTENCY_HEADER])
+                answer = receive(
+                    dict(self.headers),
+                    body,
+                    TEST_WEBHOOK_SECRET.encode(),
+                    seen,
+                    receiver.acted_on.append,
+                )
+                receiver.answers.append(answer)
+                self.send_response(503 if len(receiver.requests) == 1 else answer)
                 self.end_headers()
 
             def log_message(self, *_: Any) -> None:
@@ -103,7 +123,9 @@ async def test_delivery_is_at_least_once_and_a_deduping_receiver_takes_it_once(
         receiver.server.server_close()
     assert outcome.status == ProductStatus.COMPLETED and outcome.side_effect_ran
     assert receiver.requests == [job.job_id, job.job_id], "delivered twice, same stable key"
-    assert list(receiver.taken) == [job.job_id], "the receiver took it once"
+    assert receiver.answers == [200, 200], "both deliveries correctly signed"
+    assert len(receiver.acted_on) == 1, "the receiver acted once"
+    assert json.loads(receiver.acted_on[0])["job_id"] == job.job_id
 
 
 async def test_signing_secret_never_enters_workflow_history(
