@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.batch_input import PlanTooLarge, plan_first_round, plan_retry_round, validate_input
 from activities.batch_results import build_results
 from activities.heartbeat import beating, in_thread
-from activities.side_effects import post_signed
+from activities.side_effects import DeliveryPolicy, post_signed
 from laneway.batch import (
     BUILD_BATCH_RESULTS,
     COUNT_RECORDS,
@@ -56,6 +56,7 @@ class BatchJobActivities:
     records: BatchRecords
     artifacts: ArtifactStore
     http: httpx.AsyncClient
+    policy: DeliveryPolicy
 
     @activity.defn(name=RECORD_BATCH_JOB)
     async def record_batch_job(self, job: BatchJobInput) -> None:
@@ -118,12 +119,12 @@ class BatchJobActivities:
             if isinstance(effect, DeliverToOutbox):
                 where = await in_thread(lambda: self._deliver(effect, job_id, request.report))
             else:
-                where = await post_signed(self.http, effect, job_id, report)
+                where = await post_signed(self.http, self.policy, effect, job_id, report)
         await in_thread(lambda: self._record_delivery(job_id, where))
         return where
 
     def _deliver(self, effect: DeliverToOutbox, job_id: str, report: BatchReport) -> str:
-        directory = Path(effect.directory)
+        directory = self.policy.outbox_directory(effect, job_id)
         _copy_atomically(self.artifacts, report.results, directory / f"{job_id}.results.jsonl")
         _copy_atomically(self.artifacts, report.errors, directory / f"{job_id}.errors.jsonl")
         _copy_atomically(self.artifacts, report.report, directory / f"{job_id}.report.json")

@@ -1,9 +1,13 @@
 """The approved side effect of a job: deliver its result to an outbox, or POST it signed.
 
 At most one delivery per job: the ledger's claim is taken first and the outcome recorded after.
-If a worker dies between the two, the retry finds a claim with no outcome and delivers again;
-both deliveries are keyed by the job id (the outbox file name, the `Idempotency-Key` header),
-so the receiver sees one delivery.
+If a worker dies between the two, the retry finds a claim with no outcome and delivers again:
+delivery is at least once. Both deliveries are keyed by the job id (the outbox file name, the
+`Idempotency-Key` header), so a receiver that dedupes on the key takes it once.
+
+Where a delivery may go is the worker's policy (`DeliveryPolicy`, from settings): outbox files
+under the outbox root only, webhooks to public https targets or allow-listed hosts, checked
+again here after resolving the host; the signing key comes from the worker's named secrets.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from temporalio import activity
@@ -25,13 +30,72 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import beating
 from laneway.background import RUN_SIDE_EFFECT, SideEffectRequest
+from laneway.destinations import DestinationRefused, WebhookPolicy, inside, outbox_destination
 from laneway.jobs import DeliverToOutbox, PostWebhook
 from laneway.pricing import plain_usd
+from laneway.settings import Settings
 from laneway.status import EventKind
 from store.artifacts import ArtifactStore
 from store.ledger.repository import Ledger
 
 SIGNATURE_HEADER = "Laneway-Signature"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+DESTINATION_REFUSED: Final = "DestinationRefused"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Where this worker delivers side effects, and with which signing keys."""
+
+    outbox_root: Path
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        return cls(
+            outbox_root=settings.outbox_path,
+            webhooks=WebhookPolicy(tuple(settings.webhook_allow_hosts)),
+            secrets={
+                name: value.get_secret_value() for name, value in settings.webhook_secrets.items()
+            },
+        )
+
+    def outbox_directory(self, effect: DeliverToOutbox, job_id: str) -> Path:
+        """The directory the job's files go in, checked to stay under the outbox root."""
+        try:
+            if effect.path is not None:
+                target = outbox_destination(self.outbox_root, effect.path, f"{job_id}.json")
+            else:  # a job started before outbox roots: delivered only if under the root
+                target = inside(self.outbox_root, Path(str(effect.directory)) / f"{job_id}.json")
+        except DestinationRefused as error:
+            raise ApplicationError(
+                str(error), type=DESTINATION_REFUSED, non_retryable=True
+            ) from None
+        return target.parent
+
+    def signing_key(self, effect: PostWebhook) -> str:
+        if effect.secret_ref is not None:
+            key = self.secrets.get(effect.secret_ref)
+            if key is None:
+                raise ApplicationError(
+                    f"no webhook secret named {effect.secret_ref!r} in this worker's "
+                    "LANEWAY_WEBHOOK_SECRETS",
+                    type=DESTINATION_REFUSED,
+                    non_retryable=True,
+                )
+            return key
+        if effect.secret is None:
+            raise ApplicationError("the webhook has no signing secret", non_retryable=True)
+        return effect.secret.get_secret_value()  # a job started before secret references
+
+    async def check_webhook(self, effect: PostWebhook) -> None:
+        try:
+            await self.webhooks.check(effect.url)
+        except DestinationRefused as error:
+            raise ApplicationError(
+                str(error), type=DESTINATION_REFUSED, non_retryable=True
+            ) from None
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -50,21 +114,29 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 async def post_signed(
-    http: httpx.AsyncClient, effect: PostWebhook, job_id: str, body: bytes
+    http: httpx.AsyncClient,
+    policy: DeliveryPolicy,
+    effect: PostWebhook,
+    job_id: str,
+    body: bytes,
 ) -> str:
-    """POST `body` signed, keyed by the job id; a 4xx that retrying cannot fix is final."""
+    """POST `body` signed, keyed by the job id; a 4xx that retrying cannot fix is final.
+
+    The target is checked against the policy first, after resolving its host; redirects are
+    not followed, so an allowed target cannot hand the request on to an internal one."""
+    await policy.check_webhook(effect)
     headers = {
         "Content-Type": "application/json",
-        "Idempotency-Key": job_id,
-        SIGNATURE_HEADER: sign(effect.secret.get_secret_value(), int(time.time()), body),
+        IDEMPOTENCY_HEADER: job_id,
+        SIGNATURE_HEADER: sign(policy.signing_key(effect), int(time.time()), body),
     }
     try:
-        answer = await http.post(effect.url, content=body, headers=headers)
+        answer = await http.post(effect.url, content=body, headers=headers, follow_redirects=False)
     except httpx.HTTPError as error:
-        raise ApplicationError(f"could not reach {effect.url}: {error}") from error
+        raise ApplicationError(f"could not reach {effect.destination()}: {error}") from error
     if answer.is_success:
-        return effect.url
-    message = f"{effect.url} answered {answer.status_code}"
+        return effect.destination()
+    message = f"{effect.destination()} answered {answer.status_code}"
     final = 400 <= answer.status_code < 500 and answer.status_code not in (408, 409, 429)
     raise ApplicationError(message, non_retryable=final)
 
@@ -74,6 +146,7 @@ class SideEffectActivities:
     ledger: Ledger
     artifacts: ArtifactStore
     http: httpx.AsyncClient
+    policy: DeliveryPolicy
 
     @activity.defn(name=RUN_SIDE_EFFECT)
     async def run_side_effect(self, request: SideEffectRequest) -> str:
@@ -118,14 +191,13 @@ class SideEffectActivities:
         }
         return json.dumps(document, ensure_ascii=False, indent=2).encode()
 
-    @staticmethod
-    def _deliver_to_outbox(effect: DeliverToOutbox, job_id: str, body: bytes) -> str:
-        path = Path(effect.directory) / f"{job_id}.json"
+    def _deliver_to_outbox(self, effect: DeliverToOutbox, job_id: str, body: bytes) -> str:
+        path = self.policy.outbox_directory(effect, job_id) / f"{job_id}.json"
         write_atomically(path, body)
         return str(path)
 
     async def _post(self, effect: PostWebhook, job_id: str, body: bytes) -> str:
-        return await post_signed(self.http, effect, job_id, body)
+        return await post_signed(self.http, self.policy, effect, job_id, body)
 
     def _record_delivery(self, job_id: str, where: str) -> None:
         self.ledger.finish_side_effect(job_id, "delivered", note=where)

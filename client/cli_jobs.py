@@ -370,7 +370,11 @@ async def _show(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(_dump(details))
         return 0
     state, timeline = details.job, details.timeline
-    print(fields(_state_fields(state)))
+    shown = _state_fields(state)
+    if details.side_effect is not None:
+        effect = details.side_effect
+        shown.append(("side effect", f"{effect.kind} to {effect.destination or '(unknown)'}"))
+    print(fields(shown))
     print()
     if timeline:
         print(table(TIMELINE_HEADERS, [_timeline_row(event) for event in timeline]))

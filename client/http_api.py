@@ -58,11 +58,13 @@ from laneway.background import Actor
 from laneway.batch import BatchJobSpec
 from laneway.jobs import (
     JOB_TYPE_PATTERN,
+    JobId,
     JobInput,
     JobSpec,
     ReviewPolicy,
     SideEffect,
     check_job_id,
+    job_id_problem,
 )
 from laneway.lifecycle import JobState
 from laneway.logging_setup import configure_logging
@@ -100,11 +102,11 @@ class BackgroundSubmission(BaseModel):
     provider_deadline: timedelta | None = None
     review_deadline: timedelta | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-    job_id: str | None = Field(
+    job_id: JobId | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        description="your own id makes the submission safe to repeat",
+        description=(
+            "your own id makes the submission safe to repeat: 1-128 letters, digits, . _ -"
+        ),
     )
 
     @field_validator("job_id")
@@ -269,10 +271,10 @@ def _add_job_routes(app: FastAPI) -> None:
         """Start a batch job over an uploaded JSONL file (Files + Batch API, batch price)."""
         fields = _json_object(spec, "spec")
         job_id = fields.pop("job_id", None)
-        if job_id is not None:
-            if not isinstance(job_id, str):
-                raise HTTPException(422, "spec.job_id must be a string")
-            _reachable(job_id, "spec.job_id: ")
+        if job_id is not None and not isinstance(job_id, str):
+            raise HTTPException(422, "spec.job_id must be a string")
+        if job_id is not None and (problem := job_id_problem(job_id)) is not None:
+            raise HTTPException(422, f"spec.job_id: {problem}")
         ref = await asyncio.to_thread(client.store_batch_input, file.file)
         batch = BatchJobSpec.model_validate(
             {**fields, "input": ref, "workspace": actor.workspace, "requested_by": actor.id}

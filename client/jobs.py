@@ -62,7 +62,17 @@ from laneway.background import (
     PollingPolicy,
 )
 from laneway.batch import BatchJobInput, BatchJobSpec, BatchOutcome, BatchProgress
-from laneway.jobs import INLINE_TEXT_MAX_CHARS, ArtifactRef, JobInput, JobSpec, check_job_id
+from laneway.destinations import DestinationRefused, WebhookPolicy
+from laneway.jobs import (
+    INLINE_TEXT_MAX_CHARS,
+    ArtifactRef,
+    JobInput,
+    JobSpec,
+    PostWebhook,
+    SideEffect,
+    check_job_id,
+    job_id_problem,
+)
 from laneway.lifecycle import FAILURE_TYPES, JobEnd, JobState
 from laneway.permissions import ACTION_FORBIDDEN, refusal
 from laneway.settings import Settings
@@ -135,6 +145,11 @@ class JobNotFoundError(LanewayClientError, LookupError):
     """No job with this id exists (or Temporal removed it after its retention period)."""
 
 
+class JobRequestRefused(LanewayClientError, ValueError):
+    """A job cannot start as asked: a malformed job id, or a side effect's destination that
+    the policy refuses. Nothing was started."""
+
+
 class JobActionRefused(LanewayClientError):
     """The job refused a control action: wrong status, already decided, or the job has ended."""
 
@@ -201,11 +216,23 @@ class JobSummary(BaseModel):
         )
 
 
+class SideEffectShown(BaseModel):
+    """What a job does once approved, as its reviewer sees it: no secret, no query string."""
+
+    kind: str
+    destination: str | None = Field(
+        default=None, description="outbox:<sub-path> under the outbox root, or the webhook URL"
+    )
+
+
 class JobDetails(BaseModel):
     """A job's state and its audit trail, as `jobs show` and `GET /v1/jobs/{id}` answer."""
 
     job: JobState
     timeline: list[JobEvent]
+    side_effect: SideEffectShown | None = Field(
+        default=None, description="where the job delivers once approved (from its record)"
+    )
 
 
 @dataclass(frozen=True)
@@ -267,10 +294,9 @@ class LanewayClient:
         Without one, a fresh `job-<hex>` id is made.
         """
         job = BackgroundJobInput(
-            job_id=new_job_id() if job_id is None else _checked_id(job_id),
-            spec=spec,
-            polling=self._polling(),
+            job_id=self._new_or_checked(job_id), spec=spec, polling=self._polling()
         )
+        await self._check_side_effect(spec.side_effect)
         await self._start(BackgroundJobWorkflow.run, job, job.job_id, spec, Lane.BACKGROUND)
         return job.job_id
 
@@ -281,10 +307,11 @@ class LanewayClient:
         waits in needs_review for a reviewer before anything reaches the provider.
         """
         job = BatchJobInput(
-            job_id=new_job_id() if job_id is None else _checked_id(job_id),
+            job_id=self._new_or_checked(job_id),
             spec=spec,
             plan_approval_above_usd=self.settings.batch_plan_approval_usd.get(spec.workspace),
         )
+        await self._check_side_effect(spec.side_effect)
         if self.settings.webhooks_enabled:
             job = job.model_copy(update={"polling": self._polling()})
         await self._start(BatchJobWorkflow.run, job, job.job_id, spec, Lane.BATCH)
@@ -408,7 +435,18 @@ class LanewayClient:
             timeline = await asyncio.to_thread(self.timeline, job_id)
         except JobNotFoundError:
             timeline = []
-        return JobDetails(job=state, timeline=timeline)
+        side_effect = await asyncio.to_thread(self._side_effect_of, job_id)
+        return JobDetails(job=state, timeline=timeline, side_effect=side_effect)
+
+    def _side_effect_of(self, job_id: str) -> SideEffectShown | None:
+        ledger = self._open_ledger()
+        record = None if ledger is None else ledger.get_job(job_id)
+        if record is None or not record.input_summary.get("side_effect"):
+            return None
+        return SideEffectShown(
+            kind=str(record.input_summary["side_effect"]),
+            destination=record.input_summary.get("side_effect_destination"),
+        )
 
     def timeline(self, job_id: str) -> list[JobEvent]:
         """The job's audit trail, oldest first: every status change and action, who and why.
@@ -640,6 +678,32 @@ class LanewayClient:
             return PollingPolicy()
         return PollingPolicy(max_interval=self.settings.webhook_poll_interval)
 
+    @staticmethod
+    def _new_or_checked(job_id: str | None) -> str:
+        if job_id is None:
+            return new_job_id()
+        problem = job_id_problem(job_id)
+        if problem is not None:
+            raise JobRequestRefused(problem)
+        return job_id
+
+    async def _check_side_effect(self, effect: SideEffect | None) -> None:
+        """Refuse, before anything starts, a destination the workers would refuse."""
+        if isinstance(effect, PostWebhook):
+            if effect.secret_ref is not None and effect.secret_ref not in (
+                self.settings.webhook_secrets
+            ):
+                known = ", ".join(sorted(self.settings.webhook_secrets)) or "none configured"
+                raise JobRequestRefused(
+                    f"post_webhook.secret_ref {effect.secret_ref!r} names no secret in "
+                    f"LANEWAY_WEBHOOK_SECRETS (known: {known})"
+                )
+            policy = WebhookPolicy(tuple(self.settings.webhook_allow_hosts))
+            try:
+                await policy.check(effect.url, must_resolve=False)
+            except DestinationRefused as error:
+                raise JobRequestRefused(str(error)) from None
+
     async def _start(
         self, run: Any, job: BaseModel, job_id: str, spec: JobSpec | BatchJobSpec, lane: Lane
     ) -> None:
@@ -724,6 +788,9 @@ class LanewayClient:
 
         `sent` names what `action` asks of the job when it changes something (an Update, a
         signal): if no answer comes, that may have landed, and the error says so."""
+        problem = job_id_problem(job_id)
+        if problem is not None:  # no job can have such an id
+            raise JobNotFoundError(f"no job {job_id[:140]!r}: {problem}")
         job = self.temporal.get_workflow_handle(job_id)
         try:
             return await action(job)

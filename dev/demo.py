@@ -84,14 +84,14 @@ def workflow_url(settings: Settings, job_id: str) -> str:
     return f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{job_id}"
 
 
-def research_brief(outbox: Path) -> JobSpec:
+def research_brief() -> JobSpec:
     return JobSpec(
         job_type="research_brief",
         workspace=WORKSPACE,
         requested_by=REQUESTER,
         input=JobInput(model="gpt-4o-mini", instructions="You write crisp briefs.", text=BRIEF),
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="briefs"),
     )
 
 
@@ -165,8 +165,8 @@ def print_audit_trail(settings: Settings, job_id: str) -> None:
 async def run_job(settings: Settings, browse_later: Settings) -> None:
     """The part a backend service would do: start, follow, approve, read the result."""
     client = await LanewayClient.connect(settings)
-    outbox = settings.data_dir / "outbox"
-    job_id = await client.start_background_job(research_brief(outbox))
+    outbox = settings.outbox_path / "briefs"
+    job_id = await client.start_background_job(research_brief())
     say(f"\nJob {job_id}")
     say(f"  research_brief in workspace {WORKSPACE}, requested by {REQUESTER}, review required")
     say(f"  Web UI: {workflow_url(settings, job_id)}")

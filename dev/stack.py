@@ -260,6 +260,14 @@ class DevStack:
             "LANEWAY_ARTIFACT_DIR": str(settings.artifacts_path),
             "LANEWAY_LOG_FORMAT": settings.log_format,
             "LANEWAY_LOG_LEVEL": settings.log_level,
+            "LANEWAY_OUTBOX_DIR": str(settings.outbox_path),
+            "LANEWAY_WEBHOOK_ALLOW_HOSTS": json.dumps(self.webhook_allow_hosts()),
+            "LANEWAY_WEBHOOK_SECRETS": json.dumps(
+                {
+                    name: secret.get_secret_value()
+                    for name, secret in settings.webhook_secrets.items()
+                }
+            ),
         }
         if settings.payload_keys:
             keys = {k: v.get_secret_value() for k, v in settings.payload_keys.items()}
@@ -271,6 +279,14 @@ class DevStack:
         if self.use_emulator:
             env |= {"OPENAI_BASE_URL": settings.emulator_base_url, "OPENAI_API_KEY": DEV_API_KEY}
         return env
+
+    def webhook_allow_hosts(self) -> list[str]:
+        """A local stack's webhook receivers run on this machine: with the emulator, and no
+        allow-list configured, loopback is allowed (plain http too); nowhere else is."""
+        configured = list(self.settings.webhook_allow_hosts)
+        if configured or not self.use_emulator:
+            return configured
+        return [_split_address(self.settings.emulator_address)[0], "localhost"]
 
     def worker_process(self) -> ChildProcess:
         argv = [sys.executable, "-m", "workers"]

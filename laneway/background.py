@@ -7,11 +7,11 @@ never prompt text or model output.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, Field
 
-from laneway.jobs import ArtifactRef, JobSpec, Usage
+from laneway.jobs import RECORDED, ArtifactRef, JobId, JobSpec, Usage
 from laneway.pricing import Usd
 from laneway.status import JobFacts, ProductStatus
 
@@ -74,8 +74,8 @@ class PollingPolicy(BaseModel):
 
 
 class BackgroundJobInput(BaseModel):
-    job_id: str = Field(min_length=1)
-    spec: JobSpec
+    job_id: JobId
+    spec: Annotated[JobSpec, RECORDED]
     polling: PollingPolicy = PollingPolicy()
     failed_hold: timedelta = Field(
         default=timedelta(days=7),
@@ -99,7 +99,7 @@ class StartResponseRequest(BaseModel):
     job_id: str
     attempt: int = Field(ge=1)
     idempotency_key: str
-    spec: JobSpec
+    spec: Annotated[JobSpec, RECORDED]
 
 
 class WaitForChangeRequest(BaseModel):
@@ -144,7 +144,7 @@ class StatusChange(BaseModel):
 
 class SideEffectRequest(BaseModel):
     job_id: str
-    spec: JobSpec
+    spec: Annotated[JobSpec, RECORDED]
     result: ResultSummary
 
 

@@ -14,14 +14,16 @@ import re
 import string
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from laneway.background import PollingPolicy
 from laneway.jobs import (
     JOB_TYPE_PATTERN,
+    RECORDED,
     ArtifactRef,
+    JobId,
     ReviewExpiryAction,
     ReviewPolicy,
     SideEffect,
@@ -230,8 +232,8 @@ class BatchJobSpec(BaseModel):
 
 
 class BatchJobInput(BaseModel):
-    job_id: str = Field(min_length=1)
-    spec: BatchJobSpec
+    job_id: JobId
+    spec: Annotated[BatchJobSpec, RECORDED]
     resume: BatchResume | None = Field(
         default=None, description="set by the job itself when it continues as a new run"
     )
@@ -304,13 +306,13 @@ class RoundPlan(BaseModel):
 
 class PlanRequest(BaseModel):
     job_id: str
-    spec: BatchJobSpec
+    spec: Annotated[BatchJobSpec, RECORDED]
     validation: ValidationReport
 
 
 class RetryRoundRequest(BaseModel):
     job_id: str
-    spec: BatchJobSpec
+    spec: Annotated[BatchJobSpec, RECORDED]
     validation: ValidationReport
     round: int = Field(ge=2, description="the round to plan; its records come from round - 1")
 
@@ -446,7 +448,7 @@ class BatchProgress(BaseModel):
 
 class BuildResultsRequest(BaseModel):
     job_id: str
-    spec: BatchJobSpec
+    spec: Annotated[BatchJobSpec, RECORDED]
     validation: ValidationReport
     rounds: int
     estimate: Estimate | None
@@ -470,7 +472,7 @@ class BatchReport(BaseModel):
 
 class BatchSideEffectRequest(BaseModel):
     job_id: str
-    spec: BatchJobSpec
+    spec: Annotated[BatchJobSpec, RECORDED]
     report: BatchReport
 
 

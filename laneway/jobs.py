@@ -9,15 +9,20 @@ that may reach the ledger's summary, search attributes, memos or logs goes throu
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_serializer,
     field_validator,
     model_validator,
@@ -34,24 +39,99 @@ INLINE_TEXT_MAX_CHARS: Final = 50_000
 
 JOB_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
 SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
-# A job id is a URL path segment, a file name and a workflow id: letters, digits, and `-`, `_`,
-# `.`, `:` after the first character; no `/`, no spaces, at most 200 characters.
-JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-_JOB_ID: Final = re.compile(JOB_ID_PATTERN)
+# A job id names a workflow, a ledger row, an outbox file and a URL path segment: no separators.
+JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+SECRET_REF_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+OUTBOX_PATH_MAX_CHARS: Final = 512
+
+# Set while a message is read back from workflow history (see `recorded`): specs written
+# before a field was retired still load there, while new specs that use it are refused.
+_READING_RECORDED: ContextVar[bool] = ContextVar("laneway_reading_recorded", default=False)
+
+
+def reading_recorded() -> bool:
+    return _READING_RECORDED.get()
+
+
+def _read_recorded(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    token = _READING_RECORDED.set(True)
+    try:
+        return handler(value)
+    finally:
+        _READING_RECORDED.reset(token)
+
+
+# `spec: Annotated[JobSpec, RECORDED]` on a message that travels through history: a job started
+# by an earlier release (e.g. with an inline webhook secret) still replays and finishes.
+RECORDED: Final = WrapValidator(_read_recorded)
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why `job_id` cannot name a job, or None when it can."""
+    if re.fullmatch(JOB_ID_PATTERN, job_id) is None:
+        return (
+            f"job id {job_id[:140]!r} is not allowed: 1-128 characters, letters, digits, "
+            "'.', '_' and '-', starting with a letter or digit (no '/' or spaces)"
+        )
+    return None
 
 
 def check_job_id(job_id: str) -> str:
-    """`job_id` if it can be a job id, else ValueError saying what is wrong in plain words."""
-    if _JOB_ID.fullmatch(job_id):
-        return job_id
-    if not job_id:
-        raise ValueError("a job id cannot be empty")
-    if len(job_id) > 200:
-        raise ValueError(f"a job id has at most 200 characters; this one has {len(job_id)}")
-    raise ValueError(
-        f"job id {job_id[:60]!r} cannot be used: use letters, digits and - _ . : "
-        "(starting with a letter or digit), no / or spaces, so every surface can reach the job"
-    )
+    problem = job_id_problem(job_id)
+    if problem is not None:
+        raise ValueError(problem)
+    return job_id
+
+
+# A job id as every model that takes one checks it, with a message that says what is allowed.
+JobId = Annotated[str, AfterValidator(check_job_id)]
+
+
+def outbox_path_problem(path: str) -> str | None:
+    """Why `path` cannot be an outbox sub-path, or None when it can."""
+    if not path or path.strip() != path:
+        return f"outbox path must be a non-empty sub-path such as 'acme/briefs', got {path!r}"
+    if "\\" in path or "\x00" in path or any(ord(c) < 32 for c in path):
+        return f"outbox path {path!r} may not hold backslashes or control characters"
+    if path.startswith("/") or path.startswith("~") or re.match(r"^[A-Za-z]:", path):
+        return f"outbox path {path!r} must be relative to the outbox root, not absolute"
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return (
+            f"outbox path {path!r} must be a plain sub-path: no '..', '.' or empty parts "
+            "(e.g. 'acme/briefs')"
+        )
+    return None
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook target whatever the worker's policy, or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as error:
+        return f"expected an http(s) URL, got {url!r} ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an http(s) URL with a host, got {url!r}"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "a webhook URL may not carry user info (user:password@): the request is signed "
+            "with the secret named by secret_ref"
+        )
+    return None
+
+
+def display_url(url: str) -> str:
+    """`url` without user info, query string or fragment: safe to show a reviewer."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "(unreadable URL)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class ArtifactRef(BaseModel):
@@ -157,38 +237,114 @@ class JobInput(BaseModel):
 
 
 class DeliverToOutbox(BaseModel):
-    """On approval, write the output into a directory (one file per job)."""
+    """On approval, write the output under the worker's outbox root (LANEWAY_OUTBOX_DIR).
+
+    `path` is a sub-path of that root (e.g. `acme/briefs`): relative, no `..`, and the worker
+    checks again at delivery that it stays under the root once symlinks are resolved.
+    `directory` is what jobs started before outbox roots carried; it is read back from their
+    histories only, and a new spec that gives it is refused.
+    """
 
     kind: Literal["deliver_to_outbox"] = "deliver_to_outbox"
-    directory: str = Field(min_length=1)
+    path: str | None = Field(
+        default=None,
+        max_length=OUTBOX_PATH_MAX_CHARS,
+        description="sub-path under the outbox root, e.g. acme/briefs",
+    )
+    directory: str | None = Field(
+        default=None, description="legacy, read from old histories only: use path"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _sub_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = outbox_path_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> DeliverToOutbox:
+        if self.directory is not None and not reading_recorded():
+            raise ValueError(
+                "deliver_to_outbox.directory is no longer accepted: give path, a sub-path "
+                "under the worker's outbox root (LANEWAY_OUTBOX_DIR), e.g. 'acme/briefs'"
+            )
+        if (self.path is None) == (self.directory is None):
+            raise ValueError(
+                "deliver_to_outbox needs path: a sub-path under the worker's outbox root, "
+                "e.g. 'acme/briefs'"
+            )
+        return self
+
+    def destination(self) -> str:
+        """Where the delivery goes, as a reviewer sees it."""
+        if self.path is not None:
+            return f"outbox:{self.path}"
+        return f"outbox (legacy directory): {self.directory}"
 
 
 class PostWebhook(BaseModel):
-    """On approval, POST the result to a URL, signed with HMAC-SHA256 over the body."""
+    """On approval, POST the result to a URL, signed with HMAC-SHA256 over the body.
+
+    The signing key is never in the spec: `secret_ref` names one of the worker's
+    LANEWAY_WEBHOOK_SECRETS, resolved at delivery. `secret` is what jobs started before secret
+    references carried; it is read back from their histories only, and a new spec that gives
+    it is refused.
+    """
 
     kind: Literal["post_webhook"] = "post_webhook"
     url: str = Field(min_length=1, max_length=2048)
-    secret: SecretStr = Field(description="HMAC-SHA256 signing key; hidden in repr and logs")
+    secret_ref: str | None = Field(
+        default=None,
+        description="name of the signing secret in the worker's LANEWAY_WEBHOOK_SECRETS",
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="legacy, read from old histories only: use secret_ref"
+    )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        problem = webhook_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
-    @field_validator("secret")
+    @field_validator("secret_ref")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("the signing secret must be at least 16 characters")
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(SECRET_REF_PATTERN, value) is None:
+            raise ValueError(
+                f"secret_ref names a secret (letters, digits, . _ -; at most 64), got {value!r}"
+            )
         return value
 
-    # SecretStr would serialise as "**********"; the worker must get the real key back
-    # from workflow history, so it is revealed on dump (and still masked in repr).
+    @model_validator(mode="after")
+    def _secret_by_reference(self) -> PostWebhook:
+        if self.secret is not None and not reading_recorded():
+            raise ValueError(
+                "post_webhook.secret is no longer accepted: a spec never carries the signing "
+                "key; give secret_ref, the name of a secret in the worker's "
+                "LANEWAY_WEBHOOK_SECRETS (e.g. 'acme-hooks')"
+            )
+        if self.secret_ref is None and self.secret is None:
+            raise ValueError(
+                "post_webhook needs secret_ref: the name of the signing secret in the "
+                "worker's LANEWAY_WEBHOOK_SECRETS (e.g. 'acme-hooks')"
+            )
+        return self
+
+    # A legacy job's key is read back from its history and used to sign its delivery, so it
+    # is revealed on dump (still masked in repr); new specs carry no key at all.
     @field_serializer("secret", when_used="always")
-    def _reveal_secret(self, value: SecretStr) -> str:
-        return value.get_secret_value()
+    def _reveal_secret(self, value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
+
+    def destination(self) -> str:
+        """The URL as a reviewer sees it: no user info, no query string, no fragment."""
+        return display_url(self.url)
 
 
 SideEffect = Annotated[DeliverToOutbox | PostWebhook, Field(discriminator="kind")]
@@ -205,6 +361,9 @@ class InputSummary(BaseModel):
     input_artifact: ArtifactRef | None
     side_effect: str | None
     review_policy: ReviewPolicy
+    side_effect_destination: str | None = Field(
+        default=None, description="where the side effect delivers: outbox sub-path or URL"
+    )
 
 
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -278,4 +437,7 @@ class JobSpec(BaseModel):
             input_artifact=spec_input.artifact,
             side_effect=None if self.side_effect is None else self.side_effect.kind,
             review_policy=self.review_policy,
+            side_effect_destination=(
+                None if self.side_effect is None else self.side_effect.destination()
+            ),
         )

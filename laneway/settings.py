@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from datetime import timedelta
@@ -30,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from laneway.background import Actor
+from laneway.jobs import SECRET_REF_PATTERN
 from laneway.problems import describe, problem_message
 
 LogFormat = Literal["console", "json"]
@@ -69,6 +71,25 @@ class Settings(BaseSettings):
     )
     artifact_dir: Path | None = Field(
         default=None, description="where outputs and inputs are stored; default DATA_DIR/artifacts"
+    )
+    outbox_dir: Path | None = Field(
+        default=None,
+        description="the root every outbox delivery goes under; default DATA_DIR/outbox",
+    )
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            'JSON list of hosts (names, addresses or CIDR ranges), e.g. ["127.0.0.1", '
+            '"hooks.internal"]: webhook targets that may use plain http and private, loopback '
+            "or link-local addresses"
+        ),
+    )
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            'JSON object of webhook signing secrets by name, e.g. {"acme-hooks": "..."}: '
+            "a post_webhook spec names one with secret_ref"
+        ),
     )
     emulator_address: str = Field(
         default="127.0.0.1:8081", description="host:port where `laneway dev` runs the emulator"
@@ -196,6 +217,30 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secrets_named(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if re.fullmatch(SECRET_REF_PATTERN, name) is None:
+                raise ValueError(
+                    f"secret names are letters, digits, . _ - (at most 64), got {name[:70]!r}"
+                )
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"the secret named {name!r} must be at least 16 characters")
+        return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not host.strip() or ("/" in host and not _is_network(host)):
+                raise ValueError(f"expected host names, addresses or CIDR ranges, got {host!r}")
+        return [host.strip().lower() for host in value]
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
     @property
     def webhooks_enabled(self) -> bool:
         """Provider webhooks reach `POST /webhooks/openai`, so polling is only a safety net."""
@@ -237,6 +282,14 @@ def payload_key_problem(key_id: str, key: str) -> str | None:
     if size not in (16, 24, 32):
         return f"payload key {key_id!r} has {size} bytes; AES-GCM takes 16, 24 or 32"
     return None
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def read_tokens_file(path: Path) -> dict[str, TokenIdentity]:

@@ -35,6 +35,10 @@ from workflows.search_attributes import ALL_KEYS
 
 TEST_API_KEY = "test-key"
 HandleT = TypeVar("HandleT", bound=WorkflowHandle[Any, Any])
+# The tests' webhook receivers listen on loopback: the allow-list lets side effects reach them.
+TEST_WEBHOOK_ALLOW_HOSTS = ["127.0.0.1", "localhost"]
+TEST_WEBHOOK_SECRET_REF = "test-hooks"
+TEST_WEBHOOK_SECRET = "a-webhook-secret-of-some-length"
 
 
 async def start_time_skipping_env(identity: str | None = None) -> WorkflowEnvironment:
@@ -57,6 +61,8 @@ def emulated_settings(emulator: EmulatorServer, data_dir: Path, task_queue: str)
         data_dir=data_dir,
         openai_base_url=emulator.base_url,
         openai_api_key=TEST_API_KEY,
+        webhook_allow_hosts=TEST_WEBHOOK_ALLOW_HOSTS,
+        webhook_secrets={TEST_WEBHOOK_SECRET_REF: TEST_WEBHOOK_SECRET},
     )
 
 

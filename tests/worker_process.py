@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -94,6 +95,10 @@ def worker_env(
         "LANEWAY_TASK_QUEUE": settings.task_queue,
         "LANEWAY_DATA_DIR": str(settings.data_dir),
         "LANEWAY_LOG_FORMAT": "json",
+        "LANEWAY_WEBHOOK_ALLOW_HOSTS": json.dumps(settings.webhook_allow_hosts),
+        "LANEWAY_WEBHOOK_SECRETS": json.dumps(
+            {name: value.get_secret_value() for name, value in settings.webhook_secrets.items()}
+        ),
         "OPENAI_BASE_URL": emulator.base_url,
         "OPENAI_API_KEY": "crash-test",
         **TEST_PAYLOAD_ENV,

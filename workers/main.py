@@ -22,7 +22,7 @@ from activities.job_closing import close_job_as_canceled
 from activities.job_ledger import LedgerActivities
 from activities.openai_client import ProviderNotConfiguredError, build_openai_client
 from activities.responses import ResponseActivities
-from activities.side_effects import SideEffectActivities
+from activities.side_effects import DeliveryPolicy, SideEffectActivities
 from activities.stack_check import StackCheckActivities
 from laneway.logging_setup import configure_logging
 from laneway.settings import Settings, SettingsError, load_settings
@@ -105,10 +105,11 @@ def build_activities(settings: Settings, ledger: Ledger | None = None) -> list[C
     artifacts = ArtifactStore(settings.artifacts_path)
     responses = ResponseActivities(openai, ledger, artifacts)
     http = httpx.AsyncClient(timeout=30.0)
-    side_effects = SideEffectActivities(ledger, artifacts, http)
+    policy = DeliveryPolicy.from_settings(settings)
+    side_effects = SideEffectActivities(ledger, artifacts, http, policy)
     ledger_writes = LedgerActivities(ledger)
     records = BatchRecords(ledger.engine)
-    batch_jobs = BatchJobActivities(ledger, records, artifacts, http)
+    batch_jobs = BatchJobActivities(ledger, records, artifacts, http, policy)
     batches = BatchProviderActivities(openai, ledger, records, artifacts)
     return [
         StackCheckActivities(openai).check_provider,

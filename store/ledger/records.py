@@ -55,6 +55,9 @@ class NewJob(_Record):
             "shard_limits": spec.shard_limits.model_dump(),
             "max_rounds": spec.max_rounds,
             "side_effect": spec.side_effect.kind if spec.side_effect else None,
+            "side_effect_destination": (
+                spec.side_effect.destination() if spec.side_effect else None
+            ),
         }
         return cls(
             job_id=job_id,

@@ -49,11 +49,11 @@ async def test_review_then_approve_runs_side_effect_once(
     make_job: Callable[..., BackgroundJobInput],
     tmp_path: Path,
 ) -> None:
-    outbox = tmp_path / "outbox"
+    outbox = settings.outbox_path / "reviewed"
     job = make_job(
         "Brief on onboarding: it is slow and confusing.",
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     client = time_skipping_env.client
     async with laneway_worker(time_skipping_env):

@@ -46,7 +46,7 @@ async def in_review(
     in history (the time-skipping test server records a workflow task for them)."""
     job = make_job(
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(tmp_path / "outbox")),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     async with laneway_worker(dev_server_env):
         handle = await start_job(dev_server_env, settings, job)
@@ -75,7 +75,7 @@ async def test_reject_ends_the_job_with_the_reviewers_note(
     outcome = await job_outcome(in_review)
     assert outcome.reason == "rejected by rita: sources are too thin"
     assert not outcome.side_effect_ran
-    assert not (tmp_path / "outbox").exists()
+    assert not (settings.outbox_path / "reviewed").exists()
     events = Ledger.from_url(settings.ledger_url).list_events(in_review.id)
     assert events[-1].actor == "rita"
     assert events[-1].to_status == ProductStatus.CANCELED

@@ -21,10 +21,15 @@ from laneway.settings import Settings
 from laneway.status import ProductStatus
 from store.ledger import Ledger
 from tests.background.conftest import OPERATOR, REVIEWER, control, start_job, wait_for_status
-from tests.conftest import WorkerFactory, job_outcome
+from tests.conftest import (
+    TEST_WEBHOOK_SECRET,
+    TEST_WEBHOOK_SECRET_REF,
+    WorkerFactory,
+    job_outcome,
+)
 from workflows.background_job import BackgroundJobWorkflow
 
-SECRET = "a-webhook-secret-of-some-length"
+SECRET = TEST_WEBHOOK_SECRET
 
 
 class Receiver:
@@ -74,7 +79,7 @@ async def test_approved_job_is_posted_signed_once(
     job = make_job(
         "Announcement draft: the new lanes are great.",
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=PostWebhook(url=receiver.url, secret=SECRET),
+        side_effect=PostWebhook(url=receiver.url, secret_ref=TEST_WEBHOOK_SECRET_REF),
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_job(time_skipping_env, settings, job)
@@ -136,7 +141,7 @@ async def test_a_side_effect_that_keeps_failing_fails_the_job_with_a_reason(
     receiver.server.server_close()  # nothing listens there any more
     job = make_job(
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=PostWebhook(url=receiver.url, secret=SECRET),
+        side_effect=PostWebhook(url=receiver.url, secret_ref=TEST_WEBHOOK_SECRET_REF),
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_job(time_skipping_env, settings, job)

@@ -77,11 +77,11 @@ async def test_sigkill_while_polling_then_restart(
     tmp_path: Path,
 ) -> None:
     client = dev_server_env.client
-    outbox = tmp_path / "outbox"
+    outbox = settings.outbox_path / "reviewed"
     job = make_job(
         "Crash test brief: the recovery was great.",
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="reviewed"),
     ).model_copy(update={"polling": POLLING})
 
     first = start_worker()

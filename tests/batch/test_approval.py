@@ -109,13 +109,13 @@ async def test_results_reviewed_then_delivered_once(
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
-    outbox = tmp_path / "outbox"
+    outbox = settings.outbox_path / "reviewed"
     job = make_batch_job(
         settings,
         write_jsonl(tmp_path / "in.jsonl", records(60)),
         template=classify_template(),
         review_policy="required",
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)

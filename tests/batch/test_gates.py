@@ -216,14 +216,14 @@ async def test_reviewed_results_are_delivered_to_the_outbox_exactly_once(
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
-    outbox = tmp_path / "outbox"
+    outbox = settings.outbox_path / "reviewed"
     job = make_batch_job(
         settings,
         write_jsonl(tmp_path / "in.jsonl", records(120)),
         template=classify_template(),
         shard_limits={"max_requests": 50},
         review_policy="required",
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)
@@ -273,13 +273,13 @@ async def test_rejected_results_are_kept_and_never_delivered(
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
-    outbox = tmp_path / "outbox"
+    outbox = settings.outbox_path / "reviewed"
     job = make_batch_job(
         settings,
         write_jsonl(tmp_path / "in.jsonl", records(40)),
         template=classify_template(),
         review_policy="required",
-        side_effect=DeliverToOutbox(directory=str(outbox)),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     async with laneway_worker(time_skipping_env):
         handle = await start_batch(time_skipping_env, settings, job)

@@ -565,7 +565,7 @@ def test_small_bounded_format_specs_are_accepted(template: str) -> None:
 
 
 def test_a_side_effect_needs_a_required_review() -> None:
-    message = _spec_error(side_effect=DeliverToOutbox(directory="/tmp/outbox"))
+    message = _spec_error(side_effect=DeliverToOutbox(path="reviewed"))
     assert "a side effect (deliver_to_outbox) runs only after a reviewer approves" in message
     assert "set review_policy to 'required' or remove side_effect" in message
 

@@ -63,7 +63,7 @@ def test_demo_runs_a_reviewed_job_and_leaves_nothing_running(tmp_path: Path) -> 
     assert link is not None, output
     ui_port, job_id = link.groups()
     assert f"Temporal Web UI   http://127.0.0.1:{ui_port}\n" in output
-    outbox_file = tmp_path / "var" / "demo" / "outbox" / f"{job_id}.json"
+    outbox_file = tmp_path / "var" / "demo" / "outbox" / "briefs" / f"{job_id}.json"
     delivered = json.loads(outbox_file.read_text())["output"]
     assert delivered.startswith("Sentiment: positive. Summary: Research brief")
     assert f"Delivered to {outbox_file}:\n  {delivered[:60]}" in output

@@ -229,7 +229,7 @@ async def background_review_approve(rig: Rig) -> Histories:
     job = background_job(
         job_id=rig.job_id,
         review_policy=ReviewPolicy.REQUIRED,
-        side_effect=DeliverToOutbox(directory=str(rig.workdir / "outbox")),
+        side_effect=DeliverToOutbox(path="reviewed"),
     )
     handle = await start_job(rig.env, rig.settings, job)
     await wait_for_status(handle, "needs_review")

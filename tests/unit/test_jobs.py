@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from laneway.background import BackgroundJobInput
 from laneway.jobs import (
     ArtifactRef,
     DeliverToOutbox,
@@ -15,6 +17,7 @@ from laneway.jobs import (
     PostWebhook,
     ReviewPolicy,
     Usage,
+    job_id_problem,
 )
 
 PROMPT = "Summarise the confidential merger memo for the board"
@@ -85,16 +88,16 @@ def test_metadata_at_the_limits_is_fine() -> None:
 
 
 def test_side_effect_requires_review() -> None:
-    outbox = {"kind": "deliver_to_outbox", "directory": "var/outbox"}
+    outbox = {"kind": "deliver_to_outbox", "path": "acme/briefs"}
     text = errors_of(spec_data(side_effect=outbox))
     assert "set review_policy to 'required'" in text
 
 
 def test_side_effects_are_discriminated_by_kind() -> None:
-    webhook = {"kind": "post_webhook", "url": "https://hooks.test/x", "secret": "s" * 32}
+    webhook = {"kind": "post_webhook", "url": "https://hooks.test/x", "secret_ref": "acme-hooks"}
     spec = JobSpec.model_validate(spec_data(side_effect=webhook, review_policy="required"))
     assert isinstance(spec.side_effect, PostWebhook)
-    outbox = {"kind": "deliver_to_outbox", "directory": "var/outbox"}
+    outbox = {"kind": "deliver_to_outbox", "path": "acme/briefs"}
     spec = JobSpec.model_validate(spec_data(side_effect=outbox, review_policy="required"))
     assert isinstance(spec.side_effect, DeliverToOutbox)
 
@@ -105,20 +108,97 @@ def test_unknown_side_effect_kind_names_the_choices() -> None:
     assert "post_webhook" in text
 
 
-def test_webhook_url_and_secret_are_checked() -> None:
-    webhook = {"kind": "post_webhook", "url": "ftp://x", "secret": "short"}
+def test_webhook_url_and_secret_ref_are_checked() -> None:
+    webhook = {"kind": "post_webhook", "url": "ftp://x", "secret_ref": "no spaces allowed"}
     text = errors_of(spec_data(side_effect=webhook, review_policy="required"))
     assert "expected an http(s) URL" in text
-    assert "at least 16 characters" in text
+    assert "secret_ref names a secret" in text
 
 
-def test_webhook_secret_survives_a_round_trip_but_not_repr() -> None:
+def test_webhook_url_may_not_carry_user_info() -> None:
+    webhook = {
+        "kind": "post_webhook",
+        "url": "https://bob:hunter2@hooks.test/x",
+        "secret_ref": "acme-hooks",
+    }
+    assert "user info" in errors_of(spec_data(side_effect=webhook, review_policy="required"))
+
+
+def test_inline_webhook_secret_is_refused_and_says_what_to_use() -> None:
     webhook = {"kind": "post_webhook", "url": "https://hooks.test/x", "secret": "s" * 32}
+    text = errors_of(spec_data(side_effect=webhook, review_policy="required"))
+    assert "post_webhook.secret is no longer accepted" in text
+    assert "secret_ref" in text
+    assert "LANEWAY_WEBHOOK_SECRETS" in text
+    assert "s" * 32 not in text
+
+
+def test_a_new_spec_carries_no_secret_value() -> None:
+    webhook = {"kind": "post_webhook", "url": "https://hooks.test/x", "secret_ref": "acme-hooks"}
     spec = JobSpec.model_validate(spec_data(side_effect=webhook, review_policy="required"))
-    again = JobSpec.model_validate_json(spec.model_dump_json())
-    assert isinstance(again.side_effect, PostWebhook)
-    assert again.side_effect.secret.get_secret_value() == "s" * 32
-    assert "s" * 32 not in repr(spec)
+    dumped = spec.model_dump(mode="json")
+    assert dumped["side_effect"]["secret"] is None
+    assert dumped["side_effect"]["secret_ref"] == "acme-hooks"
+
+
+def test_a_job_recorded_with_an_inline_secret_still_reads_back() -> None:
+    # Histories of jobs started by the previous release carry the key inline: they replay.
+    webhook = {"kind": "post_webhook", "url": "https://hooks.test/x", "secret": "s" * 32}
+    recorded = {"job_id": "job-1", "spec": spec_data(side_effect=webhook, review_policy="required")}
+    job = BackgroundJobInput.model_validate_json(json.dumps(recorded))
+    assert isinstance(job.spec.side_effect, PostWebhook)
+    assert job.spec.side_effect.secret is not None
+    assert job.spec.side_effect.secret.get_secret_value() == "s" * 32
+    assert "s" * 32 not in repr(job)
+    # ...but the same spec is refused once the history is read.
+    with pytest.raises(ValidationError, match="no longer accepted"):
+        JobSpec.model_validate(recorded["spec"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../x", "/etc", "a/../../b", "a/./b", "a//b", "~/x", "a\\..\\b", "C:/x", " a", "a/.."],
+)
+def test_outbox_path_must_stay_under_the_root(path: str) -> None:
+    outbox = {"kind": "deliver_to_outbox", "path": path}
+    assert "outbox path" in errors_of(spec_data(side_effect=outbox, review_policy="required"))
+
+
+def test_outbox_directory_is_refused_and_says_what_to_use() -> None:
+    outbox = {"kind": "deliver_to_outbox", "directory": "/tmp/anywhere"}
+    text = errors_of(spec_data(side_effect=outbox, review_policy="required"))
+    assert "directory is no longer accepted" in text
+    assert "give path" in text
+
+
+def test_input_summary_shows_the_destination_without_secrets() -> None:
+    webhook = {
+        "kind": "post_webhook",
+        "url": "https://hooks.test:8443/in?token=abc#frag",
+        "secret_ref": "acme-hooks",
+    }
+    spec = JobSpec.model_validate(spec_data(side_effect=webhook, review_policy="required"))
+    summary = spec.input_summary()
+    assert summary.side_effect == "post_webhook"
+    assert summary.side_effect_destination == "https://hooks.test:8443/in"
+    outbox = {"kind": "deliver_to_outbox", "path": "acme/briefs"}
+    spec = JobSpec.model_validate(spec_data(side_effect=outbox, review_policy="required"))
+    assert spec.input_summary().side_effect_destination == "outbox:acme/briefs"
+
+
+@pytest.mark.parametrize("job_id", ["job-3f2a9c", "replay-batch-happy", "a", "A.b_c-1", "x" * 128])
+def test_job_ids_that_are_allowed(job_id: str) -> None:
+    assert BackgroundJobInput(job_id=job_id, spec=JobSpec.model_validate(spec_data())).job_id
+
+
+@pytest.mark.parametrize(
+    "job_id", ["../x", "a/b", "", "-x", ".hidden", "a b", "x" * 129, "job\\1", "ü"]
+)
+def test_job_ids_with_separators_or_odd_characters_are_refused(job_id: str) -> None:
+    spec = JobSpec.model_validate(spec_data())
+    with pytest.raises(ValidationError, match="job_id"):
+        BackgroundJobInput(job_id=job_id, spec=spec)
+    assert job_id_problem(job_id) is not None
 
 
 @pytest.mark.parametrize(
