@@ -70,7 +70,6 @@ from laneway.jobs import (
     JobSpec,
     PostWebhook,
     SideEffect,
-    check_job_id,
     job_id_problem,
 )
 from laneway.lifecycle import FAILURE_TYPES, JobEnd, JobState
@@ -125,10 +124,6 @@ class ActionFateUnknown(LanewayClientError):
     have been taken. Check the job's status before sending it again."""
 
 
-class InvalidJobId(LanewayClientError, ValueError):
-    """A job id that cannot be used (e.g. it contains `/`, so no URL could reach the job)."""
-
-
 # Statuses that mean "no answer" rather than "no": the server is down, the connection was
 # lost, or the deadline passed.
 _NO_ANSWER = frozenset(
@@ -148,6 +143,10 @@ class JobNotFoundError(LanewayClientError, LookupError):
 class JobRequestRefused(LanewayClientError, ValueError):
     """A job cannot start as asked: a malformed job id, or a side effect's destination that
     the policy refuses. Nothing was started."""
+
+
+class InvalidJobId(JobRequestRefused):
+    """A job id that cannot be used (e.g. it contains `/`, so no URL could reach the job)."""
 
 
 class JobActionRefused(LanewayClientError):
@@ -684,7 +683,7 @@ class LanewayClient:
             return new_job_id()
         problem = job_id_problem(job_id)
         if problem is not None:
-            raise JobRequestRefused(problem)
+            raise InvalidJobId(problem)
         return job_id
 
     async def _check_side_effect(self, effect: SideEffect | None) -> None:
@@ -901,13 +900,6 @@ def _ended_without_success(job: JobRecord, events: list[JobEvent]) -> str | None
 
 
 E = TypeVar("E", ProductStatus, Lane, Action)
-
-
-def _checked_id(job_id: str) -> str:
-    try:
-        return check_job_id(job_id)
-    except ValueError as error:
-        raise InvalidJobId(str(error)) from None
 
 
 def _known(kind: type[E], value: E | str, what: str) -> E:
