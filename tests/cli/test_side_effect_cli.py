@@ -40,5 +40,6 @@ async def test_a_bad_job_id_is_one_line_and_starts_nothing(cli: Cli) -> None:
     assert submitted.code == 2
     assert "is not allowed" in submitted.err and "Traceback" not in submitted.err
     shown = await cli("jobs", "show", "a/b")
-    assert shown.code == 1
-    assert shown.err.startswith("laneway: no job 'a/b'") and "Traceback" not in shown.err
+    assert shown.code == 2, "a malformed id is the command's to fix"
+    assert shown.err.startswith("laneway: job id 'a/b' is not allowed")
+    assert "Traceback" not in shown.err

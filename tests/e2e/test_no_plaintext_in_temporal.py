@@ -44,6 +44,9 @@ def secrets() -> dict[str, bytes]:
     return found
 
 
+PATCH = "core_patch"  # the marker `workflow.patched` records
+
+
 def payloads_in(history: WorkflowHistory) -> list[Payload]:
     """Every payload of the history (inputs, results, signals, updates, markers, memos)."""
     found: list[Payload] = []
@@ -65,6 +68,9 @@ def payloads_in(history: WorkflowHistory) -> list[Payload]:
                         walk(item)
 
     for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == PATCH:
+            continue  # written by the SDK's core, not the data converter: the patch id only
         walk(event)
     return found
 

@@ -167,8 +167,8 @@ def test_the_cli_refuses_an_id_no_surface_could_reach(argv: list[str], tmp_path:
     full = [LANEWAY, *argv, "--job-id", bad] if argv[0] == "submit" else [LANEWAY, *argv, bad]
     ran = run(full, tmp_path, LANEWAY_TEMPORAL_ADDRESS="127.0.0.1:1")
     assert ran.returncode == 2, ran.stderr
-    line = assert_one_plain_line(ran, "laneway: job id '../x' cannot be used")
-    assert "no /" in line
+    line = assert_one_plain_line(ran, "laneway: job id '../x' is not allowed")
+    assert "no '/'" in line
 
 
 def test_api_names_unreachable_temporal_at_start(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ async def test_http_api_says_plain_errors_with_their_status_codes(
                 "/v1/jobs/background", json={**BRIEF, "job_id": "../x"}, headers=alice
             )
             assert bad_id.status_code == 422, bad_id.text
-            assert "job id '../x' cannot be used" in bad_id.text
+            assert "job id '../x' is not allowed" in bad_id.text
             bad_batch_id = await http.post(
                 "/v1/jobs/batch",
                 files={"file": ("in.jsonl", b"{}\n")},
