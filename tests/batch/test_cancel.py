@@ -185,10 +185,17 @@ async def test_cancel_update_during_a_retry_round(
     assert ledger.list_events(job.job_id)[-1].actor == REQUESTER
 
 
-async def _in_backoff(client: Client, child_id: str) -> bool:
-    """The shard waits on its durable backoff timer (a refused batch behind it)."""
+async def _in_backoff(
+    client: Client, child_id: str, backoff: timedelta = timedelta(hours=6)
+) -> bool:
+    """The shard waits on its durable backoff timer (a refused batch behind it); the shorter
+    timers that watch for a stuck batch are not it."""
     history = await client.get_workflow_handle(child_id).fetch_history()
-    return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+    return any(
+        e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == backoff
+        for e in history.events
+    )
 
 
 async def test_temporal_cancellation_with_one_shard_in_flight_and_one_in_backoff(
