@@ -522,9 +522,9 @@ class LanewayClient:
     ) -> JobState:
         """Any control action by name (what the CLI and HTTP API call)."""
         name = _known(Action, action, "action").value
-        lane = await self.lane(job_id)
         if not await self._is_open(job_id):
             return await self._act_on_ended(job_id, Action(name), actor, note)
+        lane = await self.lane(job_id)  # known now: `_is_open` described the job
         request = ControlRequest(actor=actor, note=note)
         result_type = _STATE_TYPES[lane]
         for attempt in range(NOT_READY_RETRIES + 1):
@@ -551,9 +551,8 @@ class LanewayClient:
         raise AssertionError("unreachable")
 
     async def _is_open(self, job_id: str) -> bool:
-        handle = self.temporal.get_workflow_handle(job_id)
-        described = await self._call(job_id, lambda _: handle.describe())
-        return described.status == WorkflowExecutionStatus.RUNNING
+        """Whether the job's workflow still runs (one describe, which also learns its lane)."""
+        return (await self.describe_job(job_id)).closed_at is None
 
     async def _act_on_ended(self, job_id: str, action: Action, actor: Actor, note: str) -> JobState:
         """An action on a job whose workflow has closed, checked by the same rules as the

@@ -103,7 +103,6 @@ class JobLifecycle:
         self._escalated = False
         self._retry_possible = True
         self._archived = False
-        self._gate: str | None = None  # the review gate a reviewer is awaited at
         self._decision: tuple[str, ControlRequest] | None = None
         self._cancel_request: ControlRequest | None = None
         self._retry_request: ControlRequest | None = None
@@ -274,7 +273,7 @@ class JobLifecycle:
 
     async def _review(self, gate: str, reason: str) -> None:
         """Wait for a reviewer's verdict on `gate`; returns when approved."""
-        self._gate, self._decision = gate, None
+        self._decision = None
         await self._set_status(ProductStatus.NEEDS_REVIEW, reason=reason)
         decided = await wait_for(self._decided_or_canceled, self._spec.review_deadline)
         if not decided and self._spec.review_expiry_action == ReviewExpiryAction.ESCALATE:
@@ -293,7 +292,6 @@ class JobLifecycle:
             )
         note = request.note if gate == "job" else f"{gate}: {request.note}"
         await self._audit.record(kind="approved", actor=request.actor.id, note=note)
-        self._gate = None
 
     async def _hold_failed(self, status: ProductStatus, reason: str, retry_note: str) -> None:
         """A failed job stays open for an operator's retry or archive until the hold ends.
